@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/**
+ * `shunt <command>`: start, migrate, keys create|list|revoke.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
+import { KeyRepository } from '../keys/key-repository.js';
+import { KeyService } from '../keys/key-service.js';
+import { KEY_ROLES, type KeyRole } from '../keys/api-key.js';
+import { isAppError } from '../shared/errors.js';
+import { openDatabase, type Database } from '../storage/database.js';
+import { migrate } from '../storage/migrate.js';
+import { serve } from '../server/serve.js';
+
+const USAGE = `Usage: shunt <command>
+
+Commands:
+  start                              run Shunt (embedded store unless DATABASE_URL is set)
+  migrate                            apply database migrations and exit
+  keys create --name N [--role R]    create an API key (role: admin or member; default member)
+  keys list                          list API keys
+  keys revoke <id>                   revoke an API key
+`;
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+async function withDatabase<T>(config: Config, work: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 2 });
+  try {
+    await migrate(db);
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function keysCommand(config: Config, args: string[]): Promise<number> {
+  const [action, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { name: { type: 'string' }, role: { type: 'string', default: 'member' }, json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
+  return withDatabase(config, async (db) => {
+    const keys = new KeyService(new KeyRepository(db), () => undefined);
+    switch (action) {
+      case 'create': {
+        if (values.name === undefined || values.name.trim() === '') {
+          err('keys create needs --name');
+          return 2;
+        }
+        if (!(KEY_ROLES as readonly string[]).includes(values.role ?? '')) {
+          err(`--role must be one of ${KEY_ROLES.join(', ')}`);
+          return 2;
+        }
+        const created = await keys.create(values.name.trim(), values.role as KeyRole);
+        if (values.json === true) out(JSON.stringify({ id: created.key.id, role: created.key.role, key: created.secret }));
+        else out(`Created ${created.key.role} key ${created.key.id} (${created.key.name}). Shown only once:\n${created.secret}`);
+        return 0;
+      }
+      case 'list': {
+        for (const key of await keys.list()) {
+          out([key.id, key.role, key.prefix, key.name, key.revokedAt === null ? 'active' : `revoked ${key.revokedAt.toISOString()}`].join('\t'));
+        }
+        return 0;
+      }
+      case 'revoke': {
+        const id = positionals[0];
+        if (id === undefined) {
+          err('keys revoke needs a key id');
+          return 2;
+        }
+        await keys.revoke(id);
+        out(`Revoked ${id}`);
+        return 0;
+      }
+      default:
+        err(USAGE);
+        return 2;
+    }
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help') {
+    out(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      err(error.message);
+      return 78; // EX_CONFIG
+    }
+    throw error;
+  }
+  switch (command) {
+    case 'start':
+      await serve(config, err);
+      return -1;
+    case 'migrate': {
+      const applied = await withDatabase(config, (db) => migrate(db));
+      out(applied.length === 0 ? 'Database is up to date' : `Applied: ${applied.join(', ')}`);
+      return 0;
+    }
+    case 'keys':
+      return keysCommand(config, args);
+    default:
+      err(`Unknown command: ${command}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // -1: a server is running and sets the exit code when it stops.
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    err(isAppError(error) ? `${error.code}: ${error.detail}` : error instanceof Error ? (error.stack ?? error.message) : String(error));
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,221 @@
+/**
+ * The only module that reads the environment. Everything else receives the frozen,
+ * typed `Config` built here. Every bad variable is collected so that one start-up
+ * message lists them all, instead of failing on the first and hiding the rest.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+
+export const ROLES = ['all', 'api', 'redirect', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Config {
+  readonly env: 'production' | 'development' | 'test';
+  readonly role: Role;
+  readonly host: string;
+  readonly port: number;
+  readonly baseUrl: URL;
+  readonly database: {
+    /** Absent means the embedded store (PGlite) under `dataDir`. */
+    readonly url: string | undefined;
+    readonly replicaUrls: readonly string[];
+    readonly dataDir: string;
+    readonly poolSize: number;
+  };
+  readonly redisUrl: string | undefined;
+  readonly amqpUrl: string | undefined;
+  readonly adminApiKey: string | undefined;
+  readonly codes: { readonly length: number; readonly blockSize: number };
+  readonly destinations: {
+    readonly maxUrlLength: number;
+    readonly blockedDomains: readonly string[];
+    readonly allowPrivateAddresses: boolean;
+  };
+  readonly rateLimits: { readonly keyPerMinute: number; readonly ipPerMinute: number };
+  readonly trustedProxies: readonly string[];
+  readonly cache: { readonly maxEntries: number; readonly ttlSeconds: number };
+  readonly clicks: { readonly flushIntervalMs: number; readonly batchSize: number };
+  readonly http: {
+    readonly bodyLimitBytes: number;
+    readonly permanentRedirectMaxAge: number;
+    readonly keepAliveTimeoutMs: number;
+  };
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Variables that may carry a secret, and so may come from `NAME_FILE`. */
+const SECRET_VARIABLES = ['ADMIN_API_KEY', 'DATABASE_URL', 'DATABASE_REPLICA_URLS', 'REDIS_URL', 'AMQP_URL'];
+
+class Reader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const fileName = this.env[`${name}_FILE`];
+    const direct = this.env[name];
+    if (fileName !== undefined && fileName !== '' && SECRET_VARIABLES.includes(name)) {
+      if (direct !== undefined && direct !== '') {
+        this.problems.push(`${name} and ${name}_FILE are both set; set only one`);
+        return undefined;
+      }
+      try {
+        return readFileSync(fileName, 'utf8').trim();
+      } catch (error) {
+        this.problems.push(`${name}_FILE: cannot read ${fileName} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+        return undefined;
+      }
+    }
+    return direct === '' ? undefined : direct?.trim();
+  }
+
+  string(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name}: must be a whole number from ${min} to ${max}, got "${value}"`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+    if (['0', 'false', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name}: must be true or false, got "${value}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name}: must be one of ${allowed.join(', ')}, got "${value}"`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  list(name: string): string[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    return value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  }
+
+  url(name: string, protocols: readonly string[], value = this.raw(name)): string | undefined {
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (!protocols.includes(parsed.protocol)) {
+        this.problems.push(`${name}: must be a ${protocols.map((p) => p.replace(':', '://')).join(' or ')} URL`);
+        return undefined;
+      }
+      return value;
+    } catch {
+      // The value may hold a password: never echo it back.
+      this.problems.push(`${name}: is not a valid URL`);
+      return undefined;
+    }
+  }
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = new Reader(env);
+  const nodeEnv = read.oneOf('NODE_ENV', ['production', 'development', 'test'] as const, 'development');
+  const port = read.int('PORT', 8080, 0, 65535);
+  const baseUrlText = read.url('BASE_URL', ['http:', 'https:']) ?? `http://localhost:${port}`;
+
+  const databaseUrl = read.url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const replicaUrls = read
+    .list('DATABASE_REPLICA_URLS')
+    .map((url, index) => read.url(`DATABASE_REPLICA_URLS[${index}]`, ['postgres:', 'postgresql:'], url))
+    .filter((url): url is string => url !== undefined);
+  if (replicaUrls.length > 0 && databaseUrl === undefined) {
+    read.problems.push('DATABASE_REPLICA_URLS: needs DATABASE_URL (replicas of the embedded store are not possible)');
+  }
+
+  const adminApiKey = read.string('ADMIN_API_KEY');
+  if (adminApiKey !== undefined && adminApiKey.length < 24) {
+    read.problems.push('ADMIN_API_KEY: must be at least 24 characters');
+  }
+
+  const trustedProxies = read.list('TRUSTED_PROXIES');
+  for (const proxy of trustedProxies) {
+    const [address, prefix] = proxy.split('/');
+    if (address === undefined || isIP(address) === 0 || (prefix !== undefined && !/^\d{1,3}$/.test(prefix))) {
+      read.problems.push(`TRUSTED_PROXIES: "${proxy}" is not an IP address or CIDR range`);
+    }
+  }
+
+  const config: Config = {
+    env: nodeEnv,
+    role: read.oneOf('ROLE', ROLES, 'all'),
+    host: read.string('HOST') ?? '0.0.0.0',
+    port,
+    baseUrl: new URL(baseUrlText),
+    database: {
+      url: databaseUrl,
+      replicaUrls,
+      dataDir: read.string('DATA_DIR') ?? './data',
+      poolSize: read.int('DATABASE_POOL_SIZE', 10, 1, 1000),
+    },
+    redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    amqpUrl: read.url('AMQP_URL', ['amqp:', 'amqps:']),
+    adminApiKey,
+    codes: {
+      length: read.int('CODE_LENGTH', 7, 4, 12),
+      blockSize: read.int('CODE_BLOCK_SIZE', 1000, 1, 1_000_000),
+    },
+    destinations: {
+      maxUrlLength: read.int('MAX_URL_LENGTH', 2048, 32, 65536),
+      blockedDomains: read.list('BLOCKED_DOMAINS').map((domain) => domain.toLowerCase()),
+      allowPrivateAddresses: read.bool('ALLOW_PRIVATE_ADDRESSES', false),
+    },
+    rateLimits: {
+      keyPerMinute: read.int('RATE_LIMIT_KEY_PER_MINUTE', 600, 1, 10_000_000),
+      ipPerMinute: read.int('RATE_LIMIT_IP_PER_MINUTE', 60, 1, 10_000_000),
+    },
+    trustedProxies,
+    cache: {
+      maxEntries: read.int('CACHE_MAX_ENTRIES', 100_000, 0, 100_000_000),
+      ttlSeconds: read.int('CACHE_TTL_SECONDS', 30, 1, 86_400),
+    },
+    clicks: {
+      flushIntervalMs: read.int('CLICK_FLUSH_INTERVAL_MS', 1000, 10, 60_000),
+      batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),
+    },
+    http: {
+      bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      permanentRedirectMaxAge: read.int('PERMANENT_REDIRECT_MAX_AGE', 3600, 0, 31_536_000),
+      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 600_000),
+    },
+    shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  };
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !(value instanceof URL)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

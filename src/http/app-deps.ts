@@ -1,0 +1,38 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ClickRecorder } from '../clicks/click-event.js';
+import type { Config } from '../config/config.js';
+import type { KeyService } from '../keys/key-service.js';
+import type { Actor } from '../links/link.js';
+import type { LinkService } from '../links/link-service.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { RateLimiter } from '../ratelimit/rate-limiter.js';
+import type { IdempotencyStore } from './idempotency-store.js';
+
+/** Readiness as the process sees it: draining on shutdown, and dependency checks. */
+export interface Readiness {
+  readonly draining: boolean;
+  check(): Promise<void>;
+}
+
+/** Everything the HTTP layer needs, handed in so that tests choose what is real. */
+export interface AppDeps {
+  config: Config;
+  logger: FastifyBaseLogger;
+  links: LinkService;
+  keys: KeyService;
+  clicks: ClickRecorder;
+  rateLimiter: RateLimiter;
+  idempotency: IdempotencyStore;
+  metrics: Metrics;
+  readiness: Readiness;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The API key behind the request; null when none (or on non-API routes). */
+    actor: Actor | null;
+  }
+  interface FastifyContextConfig {
+    doc?: import('./openapi.js').RouteDoc;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Builds the HTTP app apart from `listen()`, so tests can drive it with `inject()`.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { AppError } from '../shared/errors.js';
+import type { AppDeps } from './app-deps.js';
+import { gatewayHook } from './gateway.js';
+import { buildOpenApiDocument, type DocumentedRoute } from './openapi.js';
+import { homePage, notFoundPage } from './pages/html.js';
+import { sendProblem, toAppError } from './problem.js';
+import { keyRoutes } from './routes/key-routes.js';
+import { linkRoutes } from './routes/link-routes.js';
+import { opsRoutes } from './routes/ops-routes.js';
+import { redirectRoutes } from './routes/redirect-routes.js';
+import { validatorCompiler } from './validation.js';
+
+/** Longer request targets get 414 before any routing or parsing work. */
+export const MAX_URI_LENGTH = 4096;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  /** Every documented route, as registered. */
+  routes: readonly DocumentedRoute[];
+  openApiDocument: () => object;
+}
+
+export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // One log line per request, written by our onResponse hook.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    return503OnClosing: true,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_URI_LENGTH },
+  });
+  app.setValidatorCompiler(validatorCompiler());
+  app.decorateRequest('actor', null);
+  app.addContentTypeParser(
+    'application/merge-patch+json',
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
+
+  const routes: DocumentedRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    const doc = route.config?.doc;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (doc === undefined) return;
+    for (const method of methods) {
+      if (method === 'HEAD') continue;
+      routes.push({ method, url: route.url, schema: route.schema, doc });
+    }
+  });
+
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('X-Request-Id', request.id);
+    if (request.url.length > MAX_URI_LENGTH) {
+      done(new AppError('uri_too_long', { detail: `The request target is longer than ${MAX_URI_LENGTH} characters` }));
+      return;
+    }
+    // NUL can never be part of a valid code, query or body field, and PostgreSQL text cannot hold it.
+    if (/%00/.test(request.url)) {
+      done(new AppError('malformed_request', { detail: 'The request target contains an encoded NUL' }));
+      return;
+    }
+    done();
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? '<unmatched>';
+    const seconds = reply.elapsedTime / 1000;
+    deps.metrics.requestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, seconds);
+    const line = {
+      reqId: request.id,
+      method: request.method,
+      url: request.url.length > 512 ? `${request.url.slice(0, 512)}…` : request.url,
+      route,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      ip: request.ip,
+    };
+    if (reply.statusCode >= 500) request.log.error(line, 'request');
+    else request.log.info(line, 'request');
+    done();
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const problem = toAppError(error);
+    if (problem.status >= 500) request.log.error({ err: error, reqId: request.id }, 'request failed');
+    return sendProblem(request, reply, problem);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    if (request.url.startsWith('/api/')) {
+      return sendProblem(request, reply, new AppError('not_found', { detail: `No route ${request.method} ${request.url.split('?')[0] ?? ''}` }));
+    }
+    return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage());
+  });
+
+  await app.register(async (api) => {
+    api.addHook('onRequest', gatewayHook(deps));
+    linkRoutes(api, deps);
+    keyRoutes(api, deps);
+    api.get('/openapi.json', {
+      config: {
+        doc: {
+          operationId: 'openApiDocument', summary: 'This OpenAPI 3.1 document', tag: 'meta', auth: false,
+          responses: { 200: { description: 'The OpenAPI document' } },
+        },
+      },
+    }, () => openApiDocument());
+  }, { prefix: '/api/v1' });
+
+  opsRoutes(app, deps);
+  app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
+  redirectRoutes(app, deps);
+
+  let cachedDocument: object | null = null;
+  const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, config.baseUrl.origin));
+
+  await app.ready();
+  return { app, routes, openApiDocument };
+}

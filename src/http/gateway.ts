@@ -1,0 +1,62 @@
+/**
+ * The API gateway hook: who is calling (Bearer API key), and may they call again
+ * (rate limits per key, or per client IP without a valid key). Every API answer carries
+ * the RateLimit-* headers, errors included.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../shared/errors.js';
+import type { Actor } from '../links/link.js';
+import type { AppDeps } from './app-deps.js';
+
+const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
+
+export function gatewayHook(deps: AppDeps) {
+  const { keys, rateLimiter, config } = deps;
+  return async function gateway(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const header = request.headers.authorization;
+    let actor: Actor | null = null;
+    let badKey = false;
+    if (header !== undefined) {
+      const secret = BEARER.exec(header)?.[1];
+      actor = secret === undefined ? null : await keys.authenticate(secret);
+      badKey = actor === null;
+    }
+    const verdict =
+      actor === null
+        ? await rateLimiter.consume(`ip:${request.ip}`, config.rateLimits.ipPerMinute)
+        : await rateLimiter.consume(`key:${actor.keyId}`, config.rateLimits.keyPerMinute);
+    void reply.header('RateLimit-Limit', String(verdict.limit));
+    void reply.header('RateLimit-Remaining', String(verdict.remaining));
+    void reply.header('RateLimit-Reset', String(verdict.resetSeconds));
+    if (!verdict.allowed) {
+      throw new AppError('rate_limited', {
+        detail: `Rate limit of ${verdict.limit} requests per minute reached; retry in ${verdict.resetSeconds} s`,
+        headers: { 'Retry-After': String(verdict.resetSeconds) },
+      });
+    }
+    if (badKey) {
+      throw new AppError('unauthorized', {
+        detail: 'The API key is not valid or has been revoked',
+        headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+      });
+    }
+    request.actor = actor;
+    if (request.routeOptions.config.doc?.auth === true && actor === null) {
+      throw new AppError('unauthorized', {
+        detail: 'This endpoint needs an API key: Authorization: Bearer <key>',
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
+  };
+}
+
+export function requireActor(request: FastifyRequest): Actor {
+  if (request.actor === null) throw new AppError('unauthorized');
+  return request.actor;
+}
+
+export function requireAdmin(request: FastifyRequest): Actor {
+  const actor = requireActor(request);
+  if (actor.role !== 'admin') throw new AppError('forbidden', { detail: 'Only admin keys may manage API keys' });
+  return actor;
+}

@@ -1,0 +1,163 @@
+/** /api/v1/links: create, bulk create, list, get, change, delete. */
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../shared/errors.js';
+import { ALIAS_PATTERN } from '../../links/link-rules.js';
+import type { LinkInput } from '../../links/link-service.js';
+import type { AppDeps } from '../app-deps.js';
+import { requireActor } from '../gateway.js';
+import { respondIdempotently } from '../idempotency.js';
+import { problemBody, toAppError } from '../problem.js';
+import {
+  BulkCreateSchema, BulkResultSchema, CodeParamsSchema, LinkCreateSchema, LinkPageSchema, LinkPatchSchema, LinkSchema,
+  ListLinksQuerySchema, type LinkCreateBody, type LinkPatchBody, type ListLinksQuery,
+} from '../schemas.js';
+import { createAjv } from '../validation.js';
+import { etagFor, toLinkJson, versionFromIfMatch } from './link-json.js';
+
+const IDEMPOTENCY_HEADER = { name: 'Idempotency-Key', description: 'Retries with the same key and body get the first answer again (24 h).' };
+
+function assertCode(code: string): void {
+  // Anything that cannot be a code (control characters, NUL, over-long) is simply not found.
+  if (!ALIAS_PATTERN.test(code)) throw new AppError('link_not_found', { detail: 'No link with that code' });
+}
+
+function toInput(body: LinkCreateBody): LinkInput {
+  if (body.password !== undefined) {
+    throw new AppError('validation_failed', {
+      detail: 'password: password-protected links are not supported by this version of Shunt',
+      errors: [{ field: 'password', message: 'password-protected links are not supported by this version of Shunt' }],
+    });
+  }
+  return body;
+}
+
+export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { links, config, idempotency } = deps;
+  const validateItem = createAjv('body').compile(LinkCreateSchema);
+
+  app.post<{ Body: LinkCreateBody }>('/links', {
+    schema: { body: LinkCreateSchema },
+    config: {
+      doc: {
+        operationId: 'createLink', summary: 'Create a short link', tag: 'links', auth: true,
+        requestHeaders: [IDEMPOTENCY_HEADER],
+        responses: { 201: { description: 'Created', schema: LinkSchema, headers: ['Location', 'ETag'] } },
+      },
+    },
+  }, async (request, reply) => {
+    const actor = requireActor(request);
+    return respondIdempotently(idempotency, actor, request, reply, async () => {
+      const link = await links.create(toInput(request.body), actor);
+      return {
+        status: 201,
+        body: toLinkJson(link, config.baseUrl),
+        headers: { Location: `/api/v1/links/${link.code}`, ETag: etagFor(link) },
+      };
+    });
+  });
+
+  app.post<{ Body: { links: unknown[] } }>('/links/bulk', {
+    schema: { body: BulkCreateSchema },
+    config: {
+      doc: {
+        operationId: 'createLinks', summary: 'Create up to 1000 links; one result per item, in input order', tag: 'links', auth: true,
+        requestHeaders: [IDEMPOTENCY_HEADER],
+        responses: { 200: { description: 'One result per item: 201 with the link, or a 4xx problem', schema: BulkResultSchema } },
+      },
+    },
+  }, async (request, reply) => {
+    const actor = requireActor(request);
+    return respondIdempotently(idempotency, actor, request, reply, async () => {
+      const items: unknown[] = [];
+      // One at a time: keeps input order and bounds the load one request puts on the store.
+      for (const [index, item] of request.body.links.entries()) {
+        try {
+          if (!validateItem(item)) {
+            throw toAppError(Object.assign(new Error('validation failed'), { validation: validateItem.errors ?? [], validationContext: `links[${index}]` }));
+          }
+          const link = await links.create(toInput(item), actor);
+          items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
+        } catch (error) {
+          const problem = toAppError(error);
+          if (problem.status >= 500) throw error;
+          items.push({ status: problem.status, problem: problemBody(problem) });
+        }
+      }
+      return { status: 200, body: { items } };
+    });
+  });
+
+  app.get<{ Querystring: ListLinksQuery }>('/links', {
+    schema: { querystring: ListLinksQuerySchema },
+    config: {
+      doc: {
+        operationId: 'listLinks', summary: 'List links, newest first (a member sees its own)', tag: 'links', auth: true,
+        responses: { 200: { description: 'A page of links', schema: LinkPageSchema } },
+      },
+    },
+  }, async (request) => {
+    const actor = requireActor(request);
+    const page = await links.list(
+      { limit: request.query.limit ?? 20, cursor: request.query.cursor ?? null, q: request.query.q ?? null, tag: request.query.tag ?? null },
+      actor,
+    );
+    return { items: page.items.map((link) => toLinkJson(link, config.baseUrl)), nextCursor: page.nextCursor };
+  });
+
+  app.get<{ Params: { code: string } }>('/links/:code', {
+    schema: { params: CodeParamsSchema },
+    config: {
+      doc: {
+        operationId: 'getLink', summary: 'Get one link', tag: 'links', auth: true,
+        requestHeaders: [{ name: 'If-None-Match', description: 'Answer 304 when the ETag still matches' }],
+        responses: { 200: { description: 'The link', schema: LinkSchema, headers: ['ETag'] }, 304: { description: 'Not modified' } },
+      },
+    },
+  }, async (request, reply) => {
+    assertCode(request.params.code);
+    const link = await links.get(request.params.code, requireActor(request));
+    const etag = etagFor(link);
+    void reply.header('ETag', etag);
+    const ifNoneMatch = request.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
+      return reply.code(304).send();
+    }
+    return toLinkJson(link, config.baseUrl);
+  });
+
+  app.patch<{ Params: { code: string }; Body: LinkPatchBody }>('/links/:code', {
+    schema: { params: CodeParamsSchema, body: LinkPatchSchema },
+    config: {
+      doc: {
+        operationId: 'updateLink', summary: 'Change a link; takes effect at once', tag: 'links', auth: true,
+        requestHeaders: [{ name: 'If-Match', description: 'Only change the link if its ETag still matches (else 412)' }],
+        responses: { 200: { description: 'The changed link', schema: LinkSchema, headers: ['ETag'] } },
+      },
+    },
+  }, async (request, reply) => {
+    assertCode(request.params.code);
+    const actor = requireActor(request);
+    let expectedVersion: number | null = null;
+    const ifMatch = request.headers['if-match'];
+    if (ifMatch !== undefined) {
+      const current = await links.get(request.params.code, actor);
+      const version = versionFromIfMatch(ifMatch, current);
+      if (version === false) throw new AppError('precondition_failed', { detail: `If-Match does not match the link's ETag ${etagFor(current)}` });
+      expectedVersion = version;
+    }
+    const link = await links.update(request.params.code, request.body, actor, expectedVersion);
+    void reply.header('ETag', etagFor(link));
+    return toLinkJson(link, config.baseUrl);
+  });
+
+  app.delete<{ Params: { code: string } }>('/links/:code', {
+    schema: { params: CodeParamsSchema },
+    config: {
+      doc: { operationId: 'deleteLink', summary: 'Delete a link; its short URL stops at once', tag: 'links', auth: true, responses: { 204: { description: 'Deleted' } } },
+    },
+  }, async (request, reply) => {
+    assertCode(request.params.code);
+    await links.delete(request.params.code, requireActor(request));
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,136 @@
+/**
+ * The public short links: the hot path. Resolve (cache first), answer, hand the click
+ * to the recorder; nothing else happens before the response.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { ClickEvent } from '../../clicks/click-event.js';
+import type { Link } from '../../links/link.js';
+import { ALIAS_PATTERN } from '../../links/link-rules.js';
+import { decideRedirect, NO_STORE } from '../../links/redirect-decision.js';
+import type { AppDeps } from '../app-deps.js';
+import { gonePage, notFoundPage, previewPage } from '../pages/html.js';
+import { renderQr, type QrFormat } from '../qr.js';
+import { QrQuerySchema } from '../schemas.js';
+import { shortUrlFor } from './link-json.js';
+
+const HTML = 'text/html; charset=utf-8';
+const MAX_HEADER_KEPT = 1024;
+
+function headerText(value: string | string[] | undefined): string | null {
+  if (typeof value !== 'string' || value === '') return null;
+  return value.length > MAX_HEADER_KEPT ? value.slice(0, MAX_HEADER_KEPT) : value;
+}
+
+function sendNotFound(reply: FastifyReply): void {
+  void reply.code(404).type(HTML).header('Cache-Control', NO_STORE).send(notFoundPage());
+}
+
+export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { links, clicks, config } = deps;
+  const maxAge = config.http.permanentRedirectMaxAge;
+
+  function record(request: FastifyRequest, code: string): void {
+    const event: ClickEvent = {
+      code,
+      at: new Date(),
+      method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+      referrer: headerText(request.headers.referer),
+      userAgent: headerText(request.headers['user-agent']),
+      ip: request.ip === '' ? null : request.ip,
+    };
+    clicks.record(event);
+  }
+
+  function answer(request: FastifyRequest, reply: FastifyReply, code: string, link: Link | null): Promise<void> | void {
+    const queryAt = request.url.indexOf('?');
+    const rawQuery = queryAt === -1 ? '' : request.url.slice(queryAt + 1);
+    const decision = decideRedirect(link, Date.now(), rawQuery, maxAge);
+    switch (decision.kind) {
+      case 'not_found':
+        return sendNotFound(reply);
+      case 'gone':
+        if (decision.fallbackUrl !== null) {
+          void reply.code(302).header('Location', decision.fallbackUrl).header('Cache-Control', NO_STORE).send();
+          return;
+        }
+        void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
+        return;
+      case 'redirect': {
+        const send = (): void => {
+          void reply.code(decision.status).header('Location', decision.location).header('Cache-Control', decision.cacheControl).send();
+          record(request, code);
+        };
+        // Only visit-limited links pay a write: the limit must hold exactly under concurrency.
+        if (decision.limited && link !== null) {
+          return links.consumeVisit(link).then((allowed) => {
+            if (allowed) return send();
+            return answer(request, reply, code, { ...link, expiresAt: new Date(0) });
+          });
+        }
+        return send();
+      }
+    }
+  }
+
+  app.get<{ Params: { code: string } }>('/:code', {
+    config: {
+      doc: {
+        operationId: 'followLink',
+        summary: 'Follow a short link',
+        description: 'Redirects with the link\'s status. `/{code}+` (a trailing plus) shows a preview page instead, and records no click.',
+        tag: 'redirects', auth: false, head: true,
+        responses: {
+          301: { description: 'Permanent redirect', headers: ['Location', 'Cache-Control'] },
+          302: { description: 'Temporary redirect (default)', headers: ['Location', 'Cache-Control'] },
+          307: { description: 'Temporary redirect, method kept', headers: ['Location', 'Cache-Control'] },
+          308: { description: 'Permanent redirect, method kept', headers: ['Location', 'Cache-Control'] },
+          404: { description: 'Unknown code (HTML page, no Location)', contentType: 'text/html', schema: Type.String() },
+          410: { description: 'Expired, visit limit reached or disabled (HTML page)', contentType: 'text/html', schema: Type.String() },
+        },
+      },
+    },
+  }, (request, reply) => {
+    const { code } = request.params;
+    if (code.endsWith('+') && request.method === 'GET') return preview(reply, code.slice(0, -1));
+    if (!ALIAS_PATTERN.test(code)) return sendNotFound(reply);
+    const cached = links.peek(code);
+    if (cached !== undefined) return answer(request, reply, code, cached);
+    return links.resolve(code).then((link) => answer(request, reply, code, link));
+  });
+
+  async function preview(reply: FastifyReply, code: string): Promise<void> {
+    if (!ALIAS_PATTERN.test(code)) return sendNotFound(reply);
+    const link = await links.resolve(code);
+    const decision = decideRedirect(link, Date.now(), '', maxAge);
+    if (link === null || decision.kind === 'not_found') return sendNotFound(reply);
+    if (decision.kind === 'gone') {
+      void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
+      return;
+    }
+    const shortUrl = shortUrlFor(config.baseUrl, code);
+    const qr = await renderQr(shortUrl, 'svg', 192);
+    void reply
+      .type(HTML)
+      .header('Cache-Control', NO_STORE)
+      .send(previewPage({ shortUrl, destination: link.url, title: link.title, qrSvg: String(qr.body) }));
+  }
+
+  app.get<{ Params: { code: string }; Querystring: { format?: QrFormat; size?: number } }>('/:code/qr', {
+    schema: { querystring: QrQuerySchema },
+    config: {
+      doc: {
+        operationId: 'linkQrCode', summary: 'QR code of the short URL', tag: 'redirects', auth: false,
+        responses: {
+          200: { description: 'The QR code as SVG or PNG', contentType: 'image/svg+xml', schema: Type.String() },
+          404: { description: 'Unknown code' },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const { code } = request.params;
+    if (!ALIAS_PATTERN.test(code) || (await links.resolve(code)) === null) return sendNotFound(reply);
+    const qr = await renderQr(shortUrlFor(config.baseUrl, code), request.query.format ?? 'svg', request.query.size ?? 256);
+    return reply.type(qr.contentType).header('Cache-Control', 'public, max-age=86400').send(qr.body);
+  });
+}

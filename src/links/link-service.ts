@@ -1,0 +1,251 @@
+/** The rules of links: who may see and change which, and what a valid link is. */
+import { AppError, type ErrorCode, type FieldError } from '../shared/errors.js';
+import { isUniqueViolation } from '../storage/database.js';
+import type { LinkCache } from '../cache/link-cache.js';
+import { checkDestination, type DestinationPolicy } from './destination-policy.js';
+import type { Actor, Link, LinkChanges, NewLink, RedirectType } from './link.js';
+import type { LinkRepository } from './link-repository.js';
+import { aliasProblem, normaliseTags, titleProblem } from './link-rules.js';
+
+export interface LinkInput {
+  url: string;
+  alias?: string | undefined;
+  title?: string | null | undefined;
+  tags?: string[] | undefined;
+  expiresAt?: string | null | undefined;
+  maxVisits?: number | null | undefined;
+  redirectType?: RedirectType | undefined;
+  forwardQuery?: boolean | undefined;
+  fallbackUrl?: string | null | undefined;
+  disabled?: boolean | undefined;
+}
+
+export type LinkPatch = Partial<Omit<LinkInput, 'alias'>>;
+
+export interface ListLinksQuery {
+  limit: number;
+  cursor: string | null;
+  q: string | null;
+  tag: string | null;
+}
+
+export interface LinkPage {
+  items: Link[];
+  nextCursor: string | null;
+}
+
+/** Where new codes come from; see ADR 0001. */
+export interface CodeSource {
+  next(): Promise<string>;
+}
+
+// Generated codes can only collide with a custom alias of the same length; a few
+// attempts cover that without turning creation into a retry loop.
+const MAX_GENERATED_CODE_ATTEMPTS = 8;
+
+export class LinkService {
+  constructor(
+    private readonly links: LinkRepository,
+    private readonly codes: CodeSource,
+    private readonly cache: LinkCache,
+    private readonly policy: DestinationPolicy,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async create(input: LinkInput, actor: Actor): Promise<Link> {
+    const link = this.validateNew(input, actor);
+    if (input.alias !== undefined) {
+      try {
+        return this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new AppError('alias_taken', {
+            detail: `The alias "${input.alias}" is already in use`,
+            errors: [{ field: 'alias', message: 'already in use' }],
+          });
+        }
+        throw error;
+      }
+    }
+    for (let attempt = 1; ; attempt += 1) {
+      const code = await this.codes.next();
+      try {
+        return this.created(await this.links.insert({ ...link, code, customAlias: false }));
+      } catch (error) {
+        if (!isUniqueViolation(error) || attempt >= MAX_GENERATED_CODE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async get(code: string, actor: Actor): Promise<Link> {
+    const link = await this.links.findByCode(code);
+    if (link === null || !canSee(actor, link)) throw linkNotFound(code);
+    return link;
+  }
+
+  async list(query: ListLinksQuery, actor: Actor): Promise<LinkPage> {
+    const beforeId = query.cursor === null ? null : decodeCursor(query.cursor);
+    const items = await this.links.list({
+      ownerKeyId: actor.role === 'admin' ? null : actor.keyId,
+      limit: query.limit + 1,
+      beforeId,
+      search: query.q,
+      tag: query.tag,
+    });
+    const page = items.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: items.length > query.limit && last !== undefined ? encodeCursor(last.id) : null };
+  }
+
+  /** `expectedVersion`: from If-Match; null changes the link whatever its version. */
+  async update(code: string, patch: LinkPatch, actor: Actor, expectedVersion: number | null): Promise<Link> {
+    const current = await this.get(code, actor);
+    const changes = this.validateChanges(patch);
+    const updated = await this.links.update(code, changes, expectedVersion);
+    if (updated === null) {
+      if ((await this.links.findByCode(code)) === null) throw linkNotFound(code);
+      throw new AppError('precondition_failed', {
+        detail: `The link has changed since version ${expectedVersion ?? current.version}; fetch it again`,
+      });
+    }
+    this.cache.invalidate(code);
+    return updated;
+  }
+
+  async delete(code: string, actor: Actor): Promise<void> {
+    await this.get(code, actor);
+    if (!(await this.links.delete(code))) throw linkNotFound(code);
+    this.cache.invalidate(code);
+  }
+
+  /** A cached answer with no I/O (undefined on a miss): the redirect path's fast lane. */
+  peek(code: string): Link | null | undefined {
+    return this.cache.peek(code);
+  }
+
+  /** The redirect path's lookup: cached, and never an exception for an unknown code. */
+  resolve(code: string): Promise<Link | null> {
+    return this.cache.get(code);
+  }
+
+  consumeVisit(link: Link): Promise<boolean> {
+    return this.links.consumeVisit(link.id);
+  }
+
+  private created(link: Link): Link {
+    // Clears a negative entry left by someone who tried the code before it existed.
+    this.cache.invalidate(link.code);
+    return link;
+  }
+
+  private validateNew(input: LinkInput, actor: Actor): Omit<NewLink, 'code' | 'customAlias'> {
+    const problems = new ProblemList();
+    if (input.alias !== undefined) {
+      const problem = aliasProblem(input.alias);
+      if (problem !== null) problems.add(problem.code, 'alias', problem.message);
+    }
+    const changes = this.checkFields({ ...input }, problems);
+    problems.throwIfAny();
+    return {
+      url: changes.url ?? input.url,
+      title: changes.title ?? null,
+      tags: changes.tags ?? [],
+      ownerKeyId: actor.keyId,
+      expiresAt: changes.expiresAt ?? null,
+      maxVisits: changes.maxVisits ?? null,
+      redirectType: changes.redirectType ?? 302,
+      forwardQuery: changes.forwardQuery ?? true,
+      fallbackUrl: changes.fallbackUrl ?? null,
+      disabled: changes.disabled ?? false,
+    };
+  }
+
+  private validateChanges(patch: LinkPatch): LinkChanges {
+    const problems = new ProblemList();
+    const changes = this.checkFields(patch, problems);
+    problems.throwIfAny();
+    return changes;
+  }
+
+  private checkFields(input: LinkPatch, problems: ProblemList): LinkChanges {
+    const changes: LinkChanges = {};
+    if (input.url !== undefined) {
+      const verdict = checkDestination(input.url, this.policy);
+      if (verdict.ok) changes.url = verdict.url;
+      else problems.add(verdict.code, 'url', verdict.reason);
+    }
+    if (input.fallbackUrl !== undefined) {
+      if (input.fallbackUrl === null) changes.fallbackUrl = null;
+      else {
+        const verdict = checkDestination(input.fallbackUrl, this.policy);
+        if (verdict.ok) changes.fallbackUrl = verdict.url;
+        else problems.add(verdict.code, 'fallbackUrl', verdict.reason);
+      }
+    }
+    if (input.title !== undefined) {
+      const problem = input.title === null ? null : titleProblem(input.title);
+      if (problem === null) changes.title = input.title;
+      else problems.add('validation_failed', 'title', problem);
+    }
+    if (input.tags !== undefined) {
+      const { tags, errors } = normaliseTags(input.tags);
+      for (const error of errors) problems.add('validation_failed', error.field, error.message);
+      changes.tags = tags;
+    }
+    if (input.expiresAt !== undefined) {
+      if (input.expiresAt === null) changes.expiresAt = null;
+      else {
+        const expiresAt = new Date(input.expiresAt);
+        if (Number.isNaN(expiresAt.getTime())) problems.add('validation_failed', 'expiresAt', 'must be an RFC 3339 date-time');
+        else if (expiresAt.getTime() <= this.now().getTime()) problems.add('validation_failed', 'expiresAt', 'must be in the future');
+        else changes.expiresAt = expiresAt;
+      }
+    }
+    if (input.maxVisits !== undefined) changes.maxVisits = input.maxVisits;
+    if (input.redirectType !== undefined) changes.redirectType = input.redirectType;
+    if (input.forwardQuery !== undefined) changes.forwardQuery = input.forwardQuery;
+    if (input.disabled !== undefined) changes.disabled = input.disabled;
+    return changes;
+  }
+}
+
+/** Collects field errors; one kind of error keeps its own code, a mix becomes validation_failed. */
+class ProblemList {
+  private readonly errors: FieldError[] = [];
+  private readonly codes = new Set<ErrorCode>();
+
+  add(code: ErrorCode, field: string, message: string): void {
+    this.codes.add(code);
+    this.errors.push({ field, message });
+  }
+
+  throwIfAny(): void {
+    if (this.errors.length === 0) return;
+    const code = this.codes.size === 1 ? [...this.codes][0] ?? 'validation_failed' : 'validation_failed';
+    throw new AppError(code, {
+      detail: this.errors.map((error) => `${error.field}: ${error.message}`).join('; '),
+      errors: this.errors,
+    });
+  }
+}
+
+function canSee(actor: Actor, link: Link): boolean {
+  return actor.role === 'admin' || link.ownerKeyId === actor.keyId;
+}
+
+function linkNotFound(code: string): AppError {
+  return new AppError('link_not_found', { detail: `No link with code "${code}"` });
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(`id:${id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  const match = /^id:(\d{1,19})$/.exec(decoded);
+  if (match?.[1] === undefined) {
+    throw new AppError('validation_failed', { detail: 'cursor is not valid', errors: [{ field: 'cursor', message: 'not a cursor from this API' }] });
+  }
+  return match[1];
+}

@@ -1,0 +1,44 @@
+/** What a short link answers right now: a pure function of the link, the clock and the query. */
+import type { Link, RedirectType } from './link.js';
+
+export type RedirectDecision =
+  | { kind: 'redirect'; status: RedirectType; location: string; cacheControl: string; limited: boolean }
+  | { kind: 'gone'; fallbackUrl: string | null }
+  | { kind: 'not_found' };
+
+export const NO_STORE = 'private, no-store';
+
+export function decideRedirect(link: Link | null, now: number, rawQuery: string, permanentMaxAge: number): RedirectDecision {
+  if (link === null) return { kind: 'not_found' };
+  if (link.disabled || (link.expiresAt !== null && link.expiresAt.getTime() <= now)) {
+    return { kind: 'gone', fallbackUrl: link.fallbackUrl };
+  }
+  const location = link.forwardQuery && rawQuery !== '' ? appendQuery(link.url, rawQuery) : link.url;
+  return {
+    kind: 'redirect',
+    status: link.redirectType,
+    location,
+    cacheControl: cacheControlFor(link, now, permanentMaxAge),
+    limited: link.maxVisits !== null,
+  };
+}
+
+/**
+ * Temporary redirects are never cached, so every click reaches us and is counted.
+ * Permanent ones may be cached, but never beyond the link's expiry.
+ */
+function cacheControlFor(link: Link, now: number, permanentMaxAge: number): string {
+  if (link.redirectType === 302 || link.redirectType === 307) return NO_STORE;
+  let maxAge = permanentMaxAge;
+  if (link.expiresAt !== null) maxAge = Math.min(maxAge, Math.floor((link.expiresAt.getTime() - now) / 1000));
+  return maxAge <= 0 ? NO_STORE : `public, max-age=${maxAge}`;
+}
+
+/** Adds the request's query to the destination's own, before any fragment. */
+export function appendQuery(destination: string, rawQuery: string): string {
+  const hashAt = destination.indexOf('#');
+  const base = hashAt === -1 ? destination : destination.slice(0, hashAt);
+  const fragment = hashAt === -1 ? '' : destination.slice(hashAt);
+  const separator = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
+  return `${base}${separator}${rawQuery}${fragment}`;
+}

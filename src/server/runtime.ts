@@ -1,0 +1,132 @@
+/**
+ * The composition root: turns a Config into running parts (store, services, app) and
+ * knows how to stop them in order. Nothing else wires modules together.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
+import type { ClickRecorder } from '../clicks/click-event.js';
+import { ClickRepository } from '../clicks/click-repository.js';
+import { LinkCache } from '../cache/link-cache.js';
+import { KeyRepository } from '../keys/key-repository.js';
+import { KeyService, type CreatedKey } from '../keys/key-service.js';
+import { leaseCodeBlock, loadCodeKey } from '../links/code-key.js';
+import { LinkRepository } from '../links/link-repository.js';
+import { LinkService } from '../links/link-service.js';
+import { CodeAllocator, CodePermutation } from '../links/short-code.js';
+import { buildApp, type BuiltApp } from '../http/app.js';
+import type { AppDeps } from '../http/app-deps.js';
+import { IdempotencyStore } from '../http/idempotency-store.js';
+import { createLogger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
+import { openDatabase, type Database } from '../storage/database.js';
+import { migrate } from '../storage/migrate.js';
+
+export interface Runtime {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  deps: AppDeps;
+  built: BuiltApp;
+  /** Set when this start created the first admin key: its secret, to print once. */
+  createdAdmin: CreatedKey | null;
+  /** Drains: readiness red, in-flight requests finish, clicks flushed, store closed. */
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  logger?: Logger;
+  /** Test hook: replaces the click recorder. */
+  clicks?: (write: ClickRepository) => ClickRecorder;
+  defaultMetrics?: boolean;
+}
+
+export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
+  const logger = options.logger ?? createLogger(config);
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize });
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+
+    const linkRepository = new LinkRepository(db);
+    const clickRepository = new ClickRepository(db);
+    const keys = new KeyService(new KeyRepository(db), (error) => logger.warn({ err: error }, 'api key bookkeeping failed'));
+    const createdAdmin = await keys.ensureAdmin(config.adminApiKey);
+
+    const codes = new CodeAllocator({
+      permutation: new CodePermutation(await loadCodeKey(db), config.codes.length),
+      blockSize: config.codes.blockSize,
+      leaseBlock: () => leaseCodeBlock(db),
+    });
+    const cache = new LinkCache((code) => linkRepository.findByCode(code), {
+      maxEntries: config.cache.maxEntries,
+      ttlMs: config.cache.ttlSeconds * 1000,
+    });
+    const links = new LinkService(linkRepository, codes, cache, {
+      maxUrlLength: config.destinations.maxUrlLength,
+      blockedDomains: config.destinations.blockedDomains,
+      ownHosts: [config.baseUrl.hostname],
+      allowPrivateAddresses: config.destinations.allowPrivateAddresses,
+    });
+
+    let metrics: Metrics | undefined;
+    const clicks =
+      options.clicks?.(clickRepository) ??
+      new BatchingClickRecorder({
+        write: (events) => clickRepository.insertMany(events),
+        flushIntervalMs: config.clicks.flushIntervalMs,
+        batchSize: config.clicks.batchSize,
+        maxBuffered: 100_000,
+        onError: (error, events) => {
+          metrics?.clickWriteFailures.inc();
+          logger.error({ err: error, events }, 'click batch write failed; kept for retry');
+        },
+        onDropped: (events) => {
+          metrics?.clicksDropped.inc(events);
+          logger.error({ events }, 'click buffer full: oldest clicks dropped');
+        },
+      });
+    metrics = new Metrics(
+      {
+        cacheStats: () => ({ ...cache.stats, entries: cache.size }),
+        clickBuffer: () => clicks.buffered,
+        dbPool: () => db.poolStats(),
+      },
+      { defaultMetrics: options.defaultMetrics ?? true },
+    );
+
+    let draining = false;
+    const deps: AppDeps = {
+      config,
+      logger,
+      links,
+      keys,
+      clicks,
+      rateLimiter: new MemoryRateLimiter(),
+      idempotency: new IdempotencyStore(db),
+      metrics,
+      readiness: {
+        get draining() {
+          return draining;
+        },
+        check: () => db.ping(),
+      },
+    };
+    const built = await buildApp(deps);
+
+    let closing: Promise<void> | null = null;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        draining = true;
+        await built.app.close();
+        await clicks.close();
+        await db.close();
+      })());
+
+    return { config, db, logger, deps, built, createdAdmin, close };
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+}
