@@ -127,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   redirectRoutes(app, deps);
 
   let cachedDocument: object | null = null;
-  const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, config.baseUrl.origin));
+  const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, '/'));
 
   await app.ready();
   return { app, routes, openApiDocument };

@@ -67,6 +67,12 @@ function parameters(schema: unknown, location: 'path' | 'query'): object[] {
   }));
 }
 
+/** Routes without a params schema still declare every `:name` of their URL. */
+function pathParameters(url: string): object[] {
+  return [...url.matchAll(/:([A-Za-z0-9_]+)/g)].map((match) => ({ name: match[1], in: 'path', required: true, schema: { type: 'string' } }));
+}
+
+/** `serverUrl` may be relative (`/`): the document then describes whichever host serves it. */
 export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverUrl: string): object {
   const paths: Record<string, Record<string, object>> = {};
   for (const route of routes) {
@@ -85,6 +91,11 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
           : { content: { [response.contentType ?? 'application/json']: { schema: plain(response.schema) } } }),
       };
     }
+    // Any route can refuse a request (414, 400, 429 on the API...), always as problem+json.
+    responses['4XX'] = {
+      description: 'A client error, as RFC 9457 problem details with a stable `code`',
+      content: { 'application/problem+json': { schema: plain(ProblemSchema) } },
+    };
     responses.default = {
       description: 'An error, as RFC 9457 problem details with a stable `code`',
       content: { 'application/problem+json': { schema: plain(ProblemSchema) } },
@@ -96,7 +107,7 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
       tags: [route.doc.tag],
       security: route.doc.auth ? [{ bearerAuth: [] }] : [],
       parameters: [
-        ...parameters(schema.params, 'path'),
+        ...(schema.params === undefined ? pathParameters(route.url) : parameters(schema.params, 'path')),
         ...parameters(schema.querystring, 'query'),
         ...(route.doc.requestHeaders ?? []).map((header) => ({
           name: header.name,

@@ -1,0 +1,132 @@
+/**
+ * Redirect throughput of Shunt (embedded store, cache warm) against a bare node:http
+ * server answering the same 302s from a Map, on the same machine, in the same run.
+ *
+ *   npm run bench                 (defaults: 1000 links, 10 s per target, 50 connections)
+ *   BENCH_SECONDS=20 BENCH_CONNECTIONS=100 npm run bench
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+
+const LINKS = Number(process.env.BENCH_LINKS ?? 1000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx3xx: number;
+  errors: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt += 1) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${url}`);
+}
+
+async function drive(name: string, port: number, codes: readonly string[]): Promise<Result> {
+  const run = (duration: number) =>
+    autocannon({
+      url: `http://127.0.0.1:${port}`,
+      connections: CONNECTIONS,
+      duration,
+      requests: [
+        {
+          setupRequest: (request) => ({ ...request, path: `/${codes[Math.floor(Math.random() * codes.length)]}` }),
+        },
+      ],
+    });
+  await run(2); // warm-up: JIT, caches, connections
+  const result = await run(SECONDS);
+  return {
+    name,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx3xx: result.non2xx - (result['3xx'] ?? 0),
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shunt-bench-'));
+  const shuntPort = await freePort();
+  const shunt = spawn(process.execPath, ['dist/cli/main.js', 'start'], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      PORT: String(shuntPort),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      ADMIN_API_KEY: ADMIN_KEY,
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      RATE_LIMIT_KEY_PER_MINUTE: '1000000',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let bare: ChildProcess | undefined;
+  try {
+    await waitForHttp(`http://127.0.0.1:${shuntPort}/healthz`, shunt);
+    const items = Array.from({ length: LINKS }, (_, index) => ({ url: `https://example.com/page/${index}?ref=bench` }));
+    const created = await fetch(`http://127.0.0.1:${shuntPort}/api/v1/links/bulk`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ links: items }),
+    });
+    const body = (await created.json()) as { items: { status: number; link?: { code: string; url: string } }[] };
+    const links = body.items.flatMap((item) => (item.link === undefined ? [] : [item.link]));
+    if (links.length !== LINKS) throw new Error(`created ${links.length} of ${LINKS} links`);
+    const codes = links.map((link) => link.code);
+
+    bare = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const barePortLine = new Promise<number>((resolve) => bare?.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+    bare.stdin?.end(JSON.stringify(links.map((link) => [link.code, link.url])));
+    const barePort = await barePortLine;
+
+    const shuntResult = await drive('shunt (embedded, cache hit)', shuntPort, codes);
+    const bareResult = await drive('bare node:http + Map', barePort, codes);
+
+    console.log(`\nRedirects over ${LINKS} links, ${CONNECTIONS} connections, ${SECONDS} s each, Node ${process.version}\n`);
+    console.log('target                          req/s     p50 ms   p99 ms   bad   errors');
+    for (const result of [shuntResult, bareResult]) {
+      console.log(
+        `${result.name.padEnd(30)} ${String(result.rps).padStart(7)} ${String(result.p50).padStart(9)} ${String(result.p99).padStart(8)} ${String(result.non2xx3xx).padStart(5)} ${String(result.errors).padStart(8)}`,
+      );
+    }
+    console.log(`\nratio shunt / bare: ${(shuntResult.rps / bareResult.rps).toFixed(2)}`);
+  } finally {
+    bare?.kill('SIGTERM');
+    shunt.kill('SIGTERM');
+    await new Promise((resolve) => shunt.once('exit', resolve));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
