@@ -75,6 +75,7 @@ async function keysCommand(config: Config, args: string[]): Promise<number> {
         out(`Revoked ${id}`);
         return 0;
       }
+      case undefined:
       default:
         err(USAGE);
         return 2;

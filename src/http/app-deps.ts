@@ -7,6 +7,7 @@ import type { LinkService } from '../links/link-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
 import type { IdempotencyStore } from './idempotency-store.js';
+import type { RouteDoc } from './openapi.js';
 
 /** Readiness as the process sees it: draining on shutdown, and dependency checks. */
 export interface Readiness {
@@ -33,6 +34,6 @@ declare module 'fastify' {
     actor: Actor | null;
   }
   interface FastifyContextConfig {
-    doc?: import('./openapi.js').RouteDoc;
+    doc?: RouteDoc;
   }
 }

@@ -2,6 +2,7 @@
  * Builds the HTTP app apart from `listen()`, so tests can drive it with `inject()`.
  */
 import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
 import type { AppDeps } from './app-deps.js';
@@ -42,9 +43,19 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_URI_LENGTH },
+    // Long parameters are left to our own 414 check, which answers problem+json.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 65_536 },
+    // Errors the router raises before any hook (bad percent-encoding) still get a problem.
+    frameworkErrors: (error, request, reply) => {
+      void reply.header('X-Request-Id', request.id);
+      const code = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'malformed_request';
+      request.log.info({ reqId: request.id, method: request.method, status: code === 'uri_too_long' ? 414 : 400, err: error.code }, 'request refused');
+      void sendProblem(request, reply, new AppError(code, { detail: error.message }));
+    },
   });
   app.setValidatorCompiler(validatorCompiler());
+  // The API speaks JSON only: a text/plain body is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('actor', null);
   app.addContentTypeParser(
     'application/merge-patch+json',
@@ -108,7 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage());
   });
 
-  await app.register(async (api) => {
+  await app.register((api, _options, done) => {
     api.addHook('onRequest', gatewayHook(deps));
     linkRoutes(api, deps);
     keyRoutes(api, deps);
@@ -116,10 +127,11 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
       config: {
         doc: {
           operationId: 'openApiDocument', summary: 'This OpenAPI 3.1 document', tag: 'meta', auth: false,
-          responses: { 200: { description: 'The OpenAPI document' } },
+          responses: { 200: { description: 'The OpenAPI document', schema: Type.Object({ openapi: Type.String() }, { additionalProperties: true }) } },
         },
       },
     }, () => openApiDocument());
+    done();
   }, { prefix: '/api/v1' });
 
   opsRoutes(app, deps);

@@ -9,7 +9,8 @@ import { ProblemSchema } from './schemas.js';
 export interface RouteResponseDoc {
   description: string;
   schema?: TSchema;
-  contentType?: string;
+  /** One media type, or several that share the schema. Default application/json. */
+  contentType?: string | readonly string[];
   headers?: readonly string[];
 }
 
@@ -88,7 +89,7 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
         ...(headerNames.length > 0 ? { headers } : {}),
         ...(response.schema === undefined
           ? {}
-          : { content: { [response.contentType ?? 'application/json']: { schema: plain(response.schema) } } }),
+          : { content: Object.fromEntries([response.contentType ?? 'application/json'].flat().map((type) => [type, { schema: plain(response.schema) }])) }),
       };
     }
     // Any route can refuse a request (414, 400, 429 on the API...), always as problem+json.

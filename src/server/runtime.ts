@@ -70,7 +70,15 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       allowPrivateAddresses: config.destinations.allowPrivateAddresses,
     });
 
-    let metrics: Metrics | undefined;
+    // Sources are read at scrape time, so the recorder may be created after the registry.
+    const metrics = new Metrics(
+      {
+        cacheStats: () => ({ ...cache.stats, entries: cache.size }),
+        clickBuffer: () => clicks.buffered,
+        dbPool: () => db.poolStats(),
+      },
+      { defaultMetrics: options.defaultMetrics ?? true },
+    );
     const clicks =
       options.clicks?.(clickRepository) ??
       new BatchingClickRecorder({
@@ -79,22 +87,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         batchSize: config.clicks.batchSize,
         maxBuffered: 100_000,
         onError: (error, events) => {
-          metrics?.clickWriteFailures.inc();
+          metrics.clickWriteFailures.inc();
           logger.error({ err: error, events }, 'click batch write failed; kept for retry');
         },
         onDropped: (events) => {
-          metrics?.clicksDropped.inc(events);
+          metrics.clicksDropped.inc(events);
           logger.error({ events }, 'click buffer full: oldest clicks dropped');
         },
       });
-    metrics = new Metrics(
-      {
-        cacheStats: () => ({ ...cache.stats, entries: cache.size }),
-        clickBuffer: () => clicks.buffered,
-        dbPool: () => db.poolStats(),
-      },
-      { defaultMetrics: options.defaultMetrics ?? true },
-    );
 
     let draining = false;
     const deps: AppDeps = {

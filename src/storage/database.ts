@@ -51,7 +51,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
   const lite = await PGlite.create(options.dataDir);
   // PGlite is a single connection: the pool serialises access to it.
-  const pool = new pg.Pool({ ...createPgConfig(lite), max: 1 } as unknown as pg.PoolConfig);
+  const pool = new pg.Pool({ ...createPgConfig(lite), max: 1 });
   return wrapPool(pool, 'embedded', async () => {
     await pool.end();
     await lite.close();

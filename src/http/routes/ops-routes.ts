@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../../shared/errors.js';
 import type { AppDeps } from '../app-deps.js';
+import { ProblemSchema } from '../schemas.js';
 
 const Status = Type.Object({ status: Type.String() });
 
@@ -15,7 +16,10 @@ export function opsRoutes(app: FastifyInstance, deps: AppDeps): void {
     config: {
       doc: {
         operationId: 'readiness', summary: 'Readiness: the dependencies this role needs answer; red while draining', tag: 'operations', auth: false,
-        responses: { 200: { description: 'Ready', schema: Status }, 503: { description: 'Not ready (problem+json)' } },
+        responses: {
+          200: { description: 'Ready', schema: Status },
+          503: { description: 'Not ready: draining or a dependency is down', contentType: 'application/problem+json', schema: ProblemSchema, headers: ['Retry-After'] },
+        },
       },
     },
   }, async () => {

@@ -92,7 +92,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   }, (request, reply) => {
     const { code } = request.params;
-    if (code.endsWith('+') && request.method === 'GET') return preview(reply, code.slice(0, -1));
+    if (code.endsWith('+')) return preview(reply, code.slice(0, -1));
     if (!ALIAS_PATTERN.test(code)) return sendNotFound(reply);
     const cached = links.peek(code);
     if (cached !== undefined) return answer(request, reply, code, cached);
@@ -122,8 +122,8 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
       doc: {
         operationId: 'linkQrCode', summary: 'QR code of the short URL', tag: 'redirects', auth: false,
         responses: {
-          200: { description: 'The QR code as SVG or PNG', contentType: 'image/svg+xml', schema: Type.String() },
-          404: { description: 'Unknown code' },
+          200: { description: 'The QR code as SVG (default) or PNG', contentType: ['image/svg+xml', 'image/png'], schema: Type.String() },
+          404: { description: 'Unknown code (HTML page)', contentType: 'text/html', schema: Type.String() },
         },
       },
     },
