@@ -62,6 +62,7 @@ CREATE TABLE idempotency_keys (
   -- NULL while the first request is still being processed.
   response_status integer,
   response_body jsonb,
+  response_headers jsonb,
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (key_id, idempotency_key)
 );

@@ -20,6 +20,10 @@ import { validatorCompiler } from './validation.js';
 export const MAX_URI_LENGTH = 4096;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+function noRoute(request: FastifyRequest): AppError {
+  return new AppError('not_found', { detail: `No route ${request.method} ${request.url.split('?')[0] ?? ''}` });
+}
+
 export interface BuiltApp {
   app: FastifyInstance;
   /** Every documented route, as registered. */
@@ -113,14 +117,14 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    if (request.url.startsWith('/api/')) {
-      return sendProblem(request, reply, new AppError('not_found', { detail: `No route ${request.method} ${request.url.split('?')[0] ?? ''}` }));
-    }
+    if (request.url.startsWith('/api/')) return sendProblem(request, reply, noRoute(request));
     return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage());
   });
 
   await app.register((api, _options, done) => {
     api.addHook('onRequest', gatewayHook(deps));
+    // Inside the API scope, so probing for endpoints is authenticated and rate limited too.
+    api.setNotFoundHandler((request, reply) => sendProblem(request, reply, noRoute(request)));
     linkRoutes(api, deps);
     keyRoutes(api, deps);
     api.get('/openapi.json', {

@@ -30,7 +30,7 @@ export async function respondIdempotently(
   switch (claim.kind) {
     case 'replay':
       void reply.header('Idempotent-Replayed', 'true');
-      return reply.code(claim.status).send(claim.body);
+      return send(reply, { status: claim.status, body: claim.body, headers: claim.headers });
     case 'mismatch':
       throw new AppError('idempotency_key_reused', { detail: 'This Idempotency-Key was used for a different request' });
     case 'in_progress':
@@ -45,7 +45,7 @@ export async function respondIdempotently(
     await store.release(actor.keyId, key);
     throw error;
   }
-  await store.complete(actor.keyId, key, produced.status, produced.body);
+  await store.complete(actor.keyId, key, produced);
   return send(reply, produced);
 }
 

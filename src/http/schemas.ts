@@ -12,8 +12,10 @@ export const RedirectTypeSchema = Type.Union([Type.Literal(301), Type.Literal(30
 });
 
 const linkSettings = {
-  title: Type.Optional(Nullable(Type.String({ maxLength: MAX_TITLE_LENGTH }))),
-  tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: MAX_TAG_LENGTH }), { maxItems: MAX_TAGS })),
+  // Lengths and counts are enforced by the link rules, with the URL checks, so that one
+  // answer lists every bad field; the schema checks types.
+  title: Type.Optional(Nullable(Type.String({ description: `At most ${MAX_TITLE_LENGTH} characters.` }))),
+  tags: Type.Optional(Type.Array(Type.String(), { description: `At most ${MAX_TAGS} tags, each 1-${MAX_TAG_LENGTH} characters.` })),
   expiresAt: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'After this instant the link answers 410 (or redirects to fallbackUrl).' }))),
   maxVisits: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Exact: concurrent clicks never exceed it.' }))),
   redirectType: Type.Optional(RedirectTypeSchema),

@@ -50,12 +50,61 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   ]);
   if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
   const lite = await PGlite.create(options.dataDir);
-  // PGlite is a single connection: the pool serialises access to it.
-  const pool = new pg.Pool({ ...createPgConfig(lite), max: 1 });
-  return wrapPool(pool, 'embedded', async () => {
-    await pool.end();
+  const client = new pg.Client(createPgConfig(lite));
+  await client.connect();
+  return serialClient(client, async () => {
+    await client.end();
     await lite.close();
   });
+}
+
+/**
+ * PGlite is one connection. A pg.Pool over it would discard the "connection" after a
+ * failed query and break the next one, so one long-lived client is shared instead, and
+ * each query or transaction waits for the previous one to finish.
+ */
+function serialClient(client: pg.Client, close: () => Promise<void>): Database {
+  let tail: Promise<unknown> = Promise.resolve();
+  let waiting = 0;
+  let busy = false;
+  const run = <T>(work: () => Promise<T>): Promise<T> => {
+    waiting += 1;
+    const result = tail.then(async () => {
+      waiting -= 1;
+      busy = true;
+      try {
+        return await work();
+      } finally {
+        busy = false;
+      }
+    });
+    tail = result.catch(() => undefined);
+    return result;
+  };
+  const direct: Queryable = {
+    query: <R extends Row>(text: string, params?: readonly unknown[]) => client.query<R>(text, params as unknown[]),
+  };
+  return {
+    kind: 'embedded',
+    query: <R extends Row>(text: string, params?: readonly unknown[]) => run(() => direct.query<R>(text, params)),
+    transaction: <T>(work: (tx: Queryable) => Promise<T>) =>
+      run(async () => {
+        await client.query('BEGIN');
+        try {
+          const result = await work(direct);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }),
+    async ping() {
+      await run(() => client.query('SELECT 1'));
+    },
+    close: () => run(close),
+    poolStats: () => ({ total: 1, idle: busy ? 0 : 1, waiting }),
+  };
 }
 
 function wrapPool(pool: pg.Pool, kind: Database['kind'], close: () => Promise<void>): Database {

@@ -38,9 +38,15 @@ export function etagFor(link: Link): string {
 export function versionFromIfMatch(header: string, link: Link): number | null | false {
   const tags = header.split(',').map((tag) => tag.trim());
   if (tags.includes('*')) return null;
-  for (const tag of tags) {
-    const match = /^"(\d+)-(\d+)"$/.exec(tag);
-    if (match?.[1] === link.id) return Number(match[2]);
-  }
-  return false;
+  // Strong comparison (RFC 9110 13.1.1): any listed tag may be the current one.
+  return tags.includes(etagFor(link)) ? link.version : false;
+}
+
+/** Weak comparison (RFC 9110 13.1.2): proxies that compress may turn tags weak. */
+export function ifNoneMatchHits(header: string, link: Link): boolean {
+  const current = etagFor(link);
+  return header.split(',').some((tag) => {
+    const trimmed = tag.trim();
+    return trimmed === '*' || trimmed.replace(/^W\//, '') === current;
+  });
 }

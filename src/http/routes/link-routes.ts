@@ -12,7 +12,7 @@ import {
   ListLinksQuerySchema, type LinkCreateBody, type LinkPatchBody, type ListLinksQuery,
 } from '../schemas.js';
 import { createAjv } from '../validation.js';
-import { etagFor, toLinkJson, versionFromIfMatch } from './link-json.js';
+import { etagFor, ifNoneMatchHits, toLinkJson, versionFromIfMatch } from './link-json.js';
 
 const IDEMPOTENCY_HEADER = { name: 'Idempotency-Key', description: 'Retries with the same key and body get the first answer again (24 h).' };
 
@@ -119,7 +119,7 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     const etag = etagFor(link);
     void reply.header('ETag', etag);
     const ifNoneMatch = request.headers['if-none-match'];
-    if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
+    if (ifNoneMatch !== undefined && ifNoneMatchHits(ifNoneMatch, link)) {
       return reply.code(304).send();
     }
     return toLinkJson(link, config.baseUrl);
