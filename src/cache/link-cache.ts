@@ -58,11 +58,10 @@ export class LinkCache {
     const pending = this.inflight.get(key);
     if (pending !== undefined) return pending;
     this.stats.misses += 1;
-    const generation = this.generation;
     const load = this.fetch(code)
       .then((link) => {
-        // An invalidation that arrived while the fetch ran makes its answer stale.
-        if (generation === this.generation && this.inflight.get(key) === load) this.store(key, link);
+        // invalidate() removes the in-flight entry: an answer fetched before it is stale.
+        if (this.inflight.get(key) === load) this.store(key, link);
         return link;
       })
       .finally(() => {
@@ -76,20 +75,16 @@ export class LinkCache {
     const key = cacheKeys.link(code);
     this.entries.delete(key);
     this.inflight.delete(key);
-    this.generation += 1;
   }
 
   clear(): void {
     this.entries.clear();
     this.inflight.clear();
-    this.generation += 1;
   }
 
   get size(): number {
     return this.entries.size;
   }
-
-  private generation = 0;
 
   private store(key: string, link: Link | null): void {
     if (this.options.maxEntries === 0) return;

@@ -1,8 +1,9 @@
 /**
  * Buffers clicks in memory and writes them in batches, off the response path: on a
- * timer, when a batch fills up, and on shutdown. A failed write keeps the events for the
- * next attempt; only when the buffer is full are the oldest dropped, and each drop is
- * counted and logged, never silent.
+ * timer, when a batch fills up, and on shutdown. A failed write puts the batch back for
+ * the next attempt. Nothing is lost silently: events are dropped only when the buffer is
+ * full while the store is unreachable, or when the store refuses an event's data, and
+ * each drop is reported.
  */
 import type { ClickEvent, ClickRecorder } from './click-event.js';
 
@@ -12,8 +13,10 @@ export interface BatchingClickRecorderOptions {
   batchSize: number;
   /** Upper bound on memory while the store is unreachable. */
   maxBuffered: number;
+  /** True when retrying cannot help (the store refuses the data itself). */
+  isPermanent?: (error: unknown) => boolean;
   onError: (error: unknown, events: number) => void;
-  onDropped: (events: number) => void;
+  onDropped: (events: number, reason: 'overflow' | 'refused') => void;
 }
 
 export class BatchingClickRecorder implements ClickRecorder {
@@ -27,17 +30,14 @@ export class BatchingClickRecorder implements ClickRecorder {
     this.timer.unref();
   }
 
+  /** Events waiting for a write (a batch being written is no longer counted). */
   get buffered(): number {
     return this.buffer.length;
   }
 
   record(event: ClickEvent): void {
     this.buffer.push(event);
-    if (this.buffer.length > this.options.maxBuffered) {
-      const excess = this.buffer.length - this.options.maxBuffered;
-      this.buffer.splice(0, excess);
-      this.options.onDropped(excess);
-    }
+    this.trim();
     if (this.buffer.length >= this.options.batchSize && this.writing === null) void this.flush();
   }
 
@@ -60,15 +60,49 @@ export class BatchingClickRecorder implements ClickRecorder {
 
   private async writeAll(): Promise<void> {
     while (this.buffer.length > 0) {
-      const batch = this.buffer.slice(0, this.options.batchSize);
+      // The batch leaves the buffer while it is written, so overflow trimming can only
+      // ever drop events that are not being written.
+      const batch = this.buffer.splice(0, this.options.batchSize);
       try {
         await this.options.write(batch);
       } catch (error) {
+        if (this.options.isPermanent?.(error) === true) {
+          await this.writeOneByOne(batch);
+          continue;
+        }
         this.options.onError(error, batch.length);
+        this.buffer.unshift(...batch);
+        this.trim();
         return;
       }
-      // Only what was written leaves the buffer; events recorded meanwhile stay queued.
-      this.buffer.splice(0, batch.length);
+    }
+  }
+
+  /** Isolates the events the store refuses, so one bad event cannot block the rest. */
+  private async writeOneByOne(batch: readonly ClickEvent[]): Promise<void> {
+    let refused = 0;
+    for (const [index, event] of batch.entries()) {
+      try {
+        await this.options.write([event]);
+      } catch (error) {
+        if (this.options.isPermanent?.(error) !== true) {
+          this.options.onError(error, batch.length - index);
+          this.buffer.unshift(...batch.slice(index));
+          this.trim();
+          break;
+        }
+        refused += 1;
+      }
+    }
+    if (refused > 0) this.options.onDropped(refused, 'refused');
+  }
+
+  /** Bounds the queue; the batch being written (the oldest events) is never dropped. */
+  private trim(): void {
+    const excess = this.buffer.length - this.options.maxBuffered;
+    if (excess > 0) {
+      this.buffer.splice(0, excess);
+      this.options.onDropped(excess, 'overflow');
     }
   }
 }

@@ -157,8 +157,11 @@ export function loadConfig(env: Env = process.env): Config {
 
   const trustedProxies = read.list('TRUSTED_PROXIES');
   for (const proxy of trustedProxies) {
-    const [address, prefix] = proxy.split('/');
-    if (address === undefined || isIP(address) === 0 || (prefix !== undefined && !/^\d{1,3}$/.test(prefix))) {
+    const [address = '', prefix, ...extra] = proxy.split('/');
+    const family = isIP(address);
+    const maxPrefix = family === 6 ? 128 : 32;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !prefixOk || extra.length > 0) {
       read.problems.push(`TRUSTED_PROXIES: "${proxy}" is not an IP address or CIDR range`);
     }
   }

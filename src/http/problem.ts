@@ -42,8 +42,6 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_request',
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
-  FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
-  FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
 };
 
 const BY_STATUS: Readonly<Record<number, ErrorCode>> = {
@@ -57,7 +55,6 @@ const BY_STATUS: Readonly<Record<number, ErrorCode>> = {
   414: 'uri_too_long',
   415: 'unsupported_media_type',
   429: 'rate_limited',
-  503: 'dependency_unavailable',
 };
 
 interface ValidationIssue {
@@ -82,7 +79,11 @@ function fieldErrors(issues: readonly ValidationIssue[], context: string | undef
 /** Turns anything thrown while handling a request into an AppError. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  const fastifyError = error as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
+  // `throw null` and `Promise.reject()` reach the handler too.
+  const fastifyError = (typeof error === 'object' && error !== null ? error : {}) as Partial<FastifyError> & {
+    validation?: ValidationIssue[];
+    validationContext?: string;
+  };
   if (Array.isArray(fastifyError.validation)) {
     const errors = fieldErrors(fastifyError.validation, fastifyError.validationContext);
     return new AppError('validation_failed', {

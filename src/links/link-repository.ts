@@ -109,7 +109,7 @@ export class LinkRepository {
     }
     const result = await this.db.query<LinkRow>(
       `SELECT ${COLUMNS} FROM links ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY id DESC LIMIT ${param(query.limit)}`,
+       ORDER BY links.id DESC LIMIT ${param(query.limit)}`,
       params,
     );
     return result.rows.map(toLink);

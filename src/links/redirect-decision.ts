@@ -25,10 +25,11 @@ export function decideRedirect(link: Link | null, now: number, rawQuery: string,
 
 /**
  * Temporary redirects are never cached, so every click reaches us and is counted.
- * Permanent ones may be cached, but never beyond the link's expiry.
+ * Permanent ones may be cached, but never beyond the link's expiry, and not at all when
+ * visits are limited: a cached redirect would outlive the limit.
  */
 function cacheControlFor(link: Link, now: number, permanentMaxAge: number): string {
-  if (link.redirectType === 302 || link.redirectType === 307) return NO_STORE;
+  if (link.redirectType === 302 || link.redirectType === 307 || link.maxVisits !== null) return NO_STORE;
   let maxAge = permanentMaxAge;
   if (link.expiresAt !== null) maxAge = Math.min(maxAge, Math.floor((link.expiresAt.getTime() - now) / 1000));
   return maxAge <= 0 ? NO_STORE : `public, max-age=${maxAge}`;

@@ -10,7 +10,7 @@ export interface MetricSources {
 export class Metrics {
   readonly registry = new Registry();
   readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
-  readonly clicksDropped: Counter;
+  readonly clicksDropped: Counter<'reason'>;
   readonly clickWriteFailures: Counter;
 
   constructor(sources: MetricSources, options: { defaultMetrics: boolean }) {
@@ -24,7 +24,8 @@ export class Metrics {
     });
     this.clicksDropped = new Counter({
       name: 'shunt_clicks_dropped_total',
-      help: 'Click events dropped because the buffer was full while the store was unreachable',
+      help: 'Click events dropped: overflow (buffer full while the store was unreachable) or refused (bad data)',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
     this.clickWriteFailures = new Counter({

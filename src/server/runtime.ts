@@ -20,7 +20,7 @@ import { IdempotencyStore } from '../http/idempotency-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
-import { openDatabase, type Database } from '../storage/database.js';
+import { isDataError, openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
 
 export interface Runtime {
@@ -90,9 +90,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
           metrics.clickWriteFailures.inc();
           logger.error({ err: error, events }, 'click batch write failed; kept for retry');
         },
-        onDropped: (events) => {
-          metrics.clicksDropped.inc(events);
-          logger.error({ events }, 'click buffer full: oldest clicks dropped');
+        isPermanent: isDataError,
+        onDropped: (events, reason) => {
+          metrics.clicksDropped.inc({ reason }, events);
+          logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
         },
       });
 

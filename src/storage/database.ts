@@ -135,6 +135,13 @@ function wrapPool(pool: pg.Pool, kind: Database['kind'], close: () => Promise<vo
   };
 }
 
+/** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows cannot succeed. */
+export function isDataError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
 /** PostgreSQL's SQLSTATE for a unique violation. */
 export const UNIQUE_VIOLATION = '23505';
 

@@ -2,6 +2,7 @@
  * The public short links: the hot path. Resolve (cache first), answer, hand the click
  * to the recorder; nothing else happens before the response.
  */
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ClickEvent } from '../../clicks/click-event.js';
@@ -22,6 +23,12 @@ function headerText(value: string | string[] | undefined): string | null {
   return value.length > MAX_HEADER_KEPT ? value.slice(0, MAX_HEADER_KEPT) : value;
 }
 
+/** A forwarded address is client input: store it only if it is an IP (zone dropped). */
+function clientIp(ip: string): string | null {
+  const address = ip.split('%')[0] ?? '';
+  return isIP(address) === 0 ? null : address;
+}
+
 function sendNotFound(reply: FastifyReply): void {
   void reply.code(404).type(HTML).header('Cache-Control', NO_STORE).send(notFoundPage());
 }
@@ -37,7 +44,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
       method: request.method === 'HEAD' ? 'HEAD' : 'GET',
       referrer: headerText(request.headers.referer),
       userAgent: headerText(request.headers['user-agent']),
-      ip: request.ip === '' ? null : request.ip,
+      ip: clientIp(request.ip),
     };
     clicks.record(event);
   }
