@@ -121,7 +121,11 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage());
   });
 
-  await app.register((api, _options, done) => {
+  // One image, one role per deployment: each role serves only its part (ops endpoints always).
+  const servesApi = config.role === 'all' || config.role === 'api';
+  const servesRedirects = config.role === 'all' || config.role === 'redirect';
+
+  if (servesApi) await app.register((api, _options, done) => {
     api.addHook('onRequest', gatewayHook(deps));
     // Inside the API scope, so probing for endpoints is authenticated and rate limited too.
     api.setNotFoundHandler((request, reply) => sendProblem(request, reply, noRoute(request)));
@@ -139,8 +143,10 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   }, { prefix: '/api/v1' });
 
   opsRoutes(app, deps);
-  app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
-  redirectRoutes(app, deps);
+  if (servesRedirects) {
+    app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
+    redirectRoutes(app, deps);
+  }
 
   let cachedDocument: object | null = null;
   const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, '/'));
