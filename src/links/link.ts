@@ -3,28 +3,6 @@
 export const REDIRECT_TYPES = [301, 302, 307, 308] as const;
 export type RedirectType = (typeof REDIRECT_TYPES)[number];
 
-export interface Link {
-  id: string;
-  code: string;
-  customAlias: boolean;
-  url: string;
-  title: string | null;
-  tags: string[];
-  ownerKeyId: string | null;
-  expiresAt: Date | null;
-  maxVisits: number | null;
-  /** Redirects counted against `maxVisits`; only links with a limit count them here. */
-  visits: number;
-  redirectType: RedirectType;
-  forwardQuery: boolean;
-  fallbackUrl: string | null;
-  disabled: boolean;
-  /** Bumped on every change; the ETag of the link. */
-  version: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
 /** What a caller may set when creating a link (already validated). */
 export interface NewLink {
   code: string;
@@ -39,6 +17,16 @@ export interface NewLink {
   forwardQuery: boolean;
   fallbackUrl: string | null;
   disabled: boolean;
+}
+
+export interface Link extends NewLink {
+  id: string;
+  /** Redirects counted against `maxVisits`; only links with a limit count them here. */
+  visits: number;
+  /** Bumped on every change; the ETag of the link. */
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 export type LinkChanges = Partial<

@@ -28,6 +28,8 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [this.registry],
     });
+    // Zero samples for every reason, so dashboards and alerts see the series before a drop.
+    for (const reason of ['overflow', 'refused']) this.clicksDropped.inc({ reason }, 0);
     this.clickWriteFailures = new Counter({
       name: 'shunt_click_write_failures_total',
       help: 'Failed attempts to write a batch of click events',

@@ -9,16 +9,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import type { LightMyRequestResponse } from 'fastify';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  requestId?: string;
-  errors?: { field: string; message: string }[];
-}
+import { type Problem } from '../helpers/problems.js';
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE' | 'PUT' | 'OPTIONS';
 

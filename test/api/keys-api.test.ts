@@ -9,15 +9,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { LinkJson } from '../../src/http/schemas.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/test-app.js';
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  errors?: { field: string; message: string }[];
-}
+import { expectProblem, type Problem } from '../helpers/problems.js';
 
 interface KeyJson {
   id: string;
@@ -35,21 +27,6 @@ interface CreatedKeyJson extends KeyJson {
 
 const KEYS = '/api/v1/keys';
 const LINKS = '/api/v1/links';
-
-function expectProblem(response: LightMyRequestResponse, status: number, code: string): Problem {
-  assert.equal(response.statusCode, status, response.body);
-  assert.match(String(response.headers['content-type']), /^application\/problem\+json/);
-  const body = response.json<Problem>();
-  assert.equal(typeof body.type, 'string');
-  assert.ok(body.type.length > 0, 'type is empty');
-  assert.equal(typeof body.title, 'string');
-  assert.ok(body.title.length > 0, 'title is empty');
-  assert.equal(body.status, status);
-  assert.equal(typeof body.detail, 'string');
-  assert.ok(body.detail.length > 0, 'detail is empty');
-  assert.equal(body.code, code, body.detail);
-  return body;
-}
 
 function assertFields(problem: Problem, expected: readonly string[]): void {
   assert.ok(Array.isArray(problem.errors), `problem has no errors list: ${JSON.stringify(problem)}`);

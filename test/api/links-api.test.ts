@@ -9,15 +9,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { LinkJson } from '../../src/http/schemas.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  errors?: { field: string; message: string }[];
-}
+import { assertProblemBody, expectProblem, type Problem } from '../helpers/problems.js';
 
 interface LinkPage {
   items: LinkJson[];
@@ -31,26 +23,6 @@ interface BulkItem {
 }
 
 const LINKS = '/api/v1/links';
-
-/** Checks the RFC 9457 shape of a problem object, wherever it came from. */
-function assertProblemBody(body: Problem, status: number, code: string, context = ''): Problem {
-  assert.equal(typeof body.type, 'string', context);
-  assert.ok(body.type.length > 0, `${context}: type is empty`);
-  assert.equal(typeof body.title, 'string', context);
-  assert.ok(body.title.length > 0, `${context}: title is empty`);
-  assert.equal(body.status, status, context);
-  assert.equal(typeof body.detail, 'string', context);
-  assert.ok(body.detail.length > 0, `${context}: detail is empty`);
-  assert.equal(body.code, code, `${context}: ${body.detail}`);
-  return body;
-}
-
-/** Asserts an error answer: status, problem+json content type, and the problem body. */
-function expectProblem(response: LightMyRequestResponse, status: number, code: string): Problem {
-  assert.equal(response.statusCode, status, response.body);
-  assert.match(String(response.headers['content-type']), /^application\/problem\+json/);
-  return assertProblemBody(response.json<Problem>(), status, code, response.body);
-}
 
 /** The fields a validation problem lists. */
 function fieldsOf(problem: Problem): Set<string> {

@@ -13,33 +13,11 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { LinkJson } from '../../src/http/schemas.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-}
+import { expectProblem } from '../helpers/problems.js';
 
 const KEY_LIMIT = 5;
 const IP_LIMIT = 3;
 const LINKS = '/api/v1/links';
-
-function expectProblem(response: LightMyRequestResponse, status: number, code: string): Problem {
-  assert.equal(response.statusCode, status, response.body);
-  assert.match(String(response.headers['content-type']), /^application\/problem\+json/);
-  const body = response.json<Problem>();
-  assert.equal(typeof body.type, 'string');
-  assert.ok(body.type.length > 0, 'type is empty');
-  assert.equal(typeof body.title, 'string');
-  assert.ok(body.title.length > 0, 'title is empty');
-  assert.equal(body.status, status);
-  assert.equal(typeof body.detail, 'string');
-  assert.ok(body.detail.length > 0, 'detail is empty');
-  assert.equal(body.code, code, body.detail);
-  return body;
-}
 
 function integerHeader(response: LightMyRequestResponse, name: string): number {
   const raw = response.headers[name.toLowerCase()];

@@ -3,33 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { ClickEvent } from '../../src/clicks/click-event.js';
 import { ClickRepository } from '../../src/clicks/click-repository.js';
-import { openDatabase, type Database } from '../../src/storage/database.js';
-import { migrate } from '../../src/storage/migrate.js';
-import { BACKENDS, backendTestOptions, createPostgresDatabase, type Backend } from '../helpers/backends.js';
+import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
+import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 import { startTestApp } from '../helpers/test-app.js';
-
-interface Fresh {
-  db: Database;
-  close: () => Promise<void>;
-}
-
-async function openFresh(backend: Backend): Promise<Fresh> {
-  if (backend === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
-    await migrate(db);
-    return { db, close: () => db.close() };
-  }
-  const database = await createPostgresDatabase();
-  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 5 });
-  await migrate(db);
-  return {
-    db,
-    close: async () => {
-      await db.close();
-      await database.drop();
-    },
-  };
-}
 
 const IPS = ['203.0.113.7', '2001:db8::1', null, '::ffff:192.0.2.1', '10.0.0.255', 'fe80::1:2:3:4', '::1', '0.0.0.0'] as const;
 // How PostgreSQL prints each address back (inet text form, host addresses without /32 or /128).
@@ -66,10 +42,10 @@ type ClickRow = {
 
 for (const backend of BACKENDS) {
   describe(`ClickRepository (${backend})`, await backendTestOptions(backend), () => {
-    let fresh: Fresh;
+    let fresh: FreshDatabase;
     let clicks: ClickRepository;
     before(async () => {
-      fresh = await openFresh(backend);
+      fresh = await openFreshDatabase(backend);
       clicks = new ClickRepository(fresh.db);
     });
     after(() => fresh.close());

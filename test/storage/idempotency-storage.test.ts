@@ -1,32 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { IDEMPOTENCY_TTL_HOURS, IdempotencyStore, requestFingerprint } from '../../src/http/idempotency-store.js';
-import { openDatabase, type Database } from '../../src/storage/database.js';
-import { migrate } from '../../src/storage/migrate.js';
-import { BACKENDS, backendTestOptions, createPostgresDatabase, type Backend } from '../helpers/backends.js';
-
-interface Fresh {
-  db: Database;
-  close: () => Promise<void>;
-}
-
-async function openFresh(backend: Backend): Promise<Fresh> {
-  if (backend === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
-    await migrate(db);
-    return { db, close: () => db.close() };
-  }
-  const database = await createPostgresDatabase();
-  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 10 });
-  await migrate(db);
-  return {
-    db,
-    close: async () => {
-      await db.close();
-      await database.drop();
-    },
-  };
-}
+import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
+import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 const KEY = 'key_idem_owner';
 const fingerprintA = requestFingerprint('POST', '/api/v1/links', { url: 'https://example.com/a' });
@@ -43,10 +19,10 @@ test('requestFingerprint is stable and sensitive to method, path and body', () =
 
 for (const backend of BACKENDS) {
   describe(`IdempotencyStore (${backend})`, await backendTestOptions(backend), () => {
-    let fresh: Fresh;
+    let fresh: FreshDatabase;
     let store: IdempotencyStore;
     before(async () => {
-      fresh = await openFresh(backend);
+      fresh = await openFreshDatabase(backend);
       store = new IdempotencyStore(fresh.db);
     });
     after(() => fresh.close());

@@ -6,33 +6,8 @@ import { KeyRepository } from '../../src/keys/key-repository.js';
 import { KeyService } from '../../src/keys/key-service.js';
 import { AppError } from '../../src/shared/errors.js';
 import { openDatabase, type Database } from '../../src/storage/database.js';
-import { migrate } from '../../src/storage/migrate.js';
-import { BACKENDS, backendTestOptions, createPostgresDatabase, type Backend } from '../helpers/backends.js';
-
-interface Fresh {
-  db: Database;
-  url: string | undefined;
-  close: () => Promise<void>;
-}
-
-async function openFresh(backend: Backend): Promise<Fresh> {
-  if (backend === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
-    await migrate(db);
-    return { db, url: undefined, close: () => db.close() };
-  }
-  const database = await createPostgresDatabase();
-  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 10 });
-  await migrate(db);
-  return {
-    db,
-    url: database.url,
-    close: async () => {
-      await db.close();
-      await database.drop();
-    },
-  };
-}
+import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
+import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 const CONFIGURED_ADMIN = 'configured-admin-key-0123456789abcdef';
 const backgroundErrors: unknown[] = [];
@@ -54,10 +29,10 @@ async function resetKeys(db: Database): Promise<void> {
 
 for (const backend of BACKENDS) {
   describe(`API keys on the store (${backend})`, await backendTestOptions(backend), () => {
-    let fresh: Fresh;
+    let fresh: FreshDatabase;
     let keys: KeyService;
     before(async () => {
-      fresh = await openFresh(backend);
+      fresh = await openFreshDatabase(backend);
       keys = keyService(fresh.db);
     });
     after(async () => {

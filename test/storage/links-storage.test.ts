@@ -7,34 +7,11 @@ import type { Actor, Link, NewLink } from '../../src/links/link.js';
 import { LinkRepository, type LinkListQuery } from '../../src/links/link-repository.js';
 import { LinkService, type CodeSource } from '../../src/links/link-service.js';
 import { AppError } from '../../src/shared/errors.js';
-import { openDatabase, type Database } from '../../src/storage/database.js';
-import { migrate } from '../../src/storage/migrate.js';
-import { BACKENDS, backendTestOptions, createPostgresDatabase, type Backend } from '../helpers/backends.js';
-
-interface Fresh {
-  db: Database;
-  close: () => Promise<void>;
-}
+import { type Database } from '../../src/storage/database.js';
+import { BACKENDS, backendTestOptions, type Backend } from '../helpers/backends.js';
+import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** A migrated, empty store of the backend. */
-async function openFresh(backend: Backend): Promise<Fresh> {
-  if (backend === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
-    await migrate(db);
-    return { db, close: () => db.close() };
-  }
-  const database = await createPostgresDatabase();
-  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 20 });
-  await migrate(db);
-  return {
-    db,
-    close: async () => {
-      await db.close();
-      await database.drop();
-    },
-  };
-}
-
 /** Fails instead of hanging when a broken store never finishes closing (keeps later suites running). */
 async function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -105,13 +82,13 @@ const ORDER: readonly Backend[] = [...BACKENDS].sort((a) => (a === 'postgres' ? 
 
 for (const backend of ORDER) {
   describe(`links storage (${backend})`, await backendTestOptions(backend), () => {
-    let fresh: Fresh;
+    let fresh: FreshDatabase;
     let links: LinkRepository;
     const actorA: Actor = { keyId: OWNER_A, role: 'member' };
     const admin: Actor = { keyId: OWNER_B, role: 'admin' };
 
     before(async () => {
-      fresh = await openFresh(backend);
+      fresh = await openFreshDatabase(backend);
       links = new LinkRepository(fresh.db);
       const keys = new KeyRepository(fresh.db);
       for (const id of [OWNER_A, OWNER_B]) {

@@ -2,32 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openDatabase, type Database } from '../../src/storage/database.js';
 import { loadMigrations, migrate, type Migration } from '../../src/storage/migrate.js';
-import { BACKENDS, backendTestOptions, createPostgresDatabase, type Backend } from '../helpers/backends.js';
-
-interface Fresh {
-  db: Database;
-  url: string | undefined;
-  close: () => Promise<void>;
-}
+import { BACKENDS, backendTestOptions, createPostgresDatabase } from '../helpers/backends.js';
+import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** An empty database of the backend: PGlite in memory, or a new PostgreSQL database. */
-async function openFresh(backend: Backend): Promise<Fresh> {
-  if (backend === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
-    return { db, url: undefined, close: () => db.close() };
-  }
-  const database = await createPostgresDatabase();
-  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 5 });
-  return {
-    db,
-    url: database.url,
-    close: async () => {
-      await db.close();
-      await database.drop();
-    },
-  };
-}
-
 const CORE_TABLES = ['api_keys', 'clicks', 'idempotency_keys', 'links', 'schema_migrations', 'settings'];
 
 async function tables(db: Database): Promise<string[]> {
@@ -52,9 +30,9 @@ test('loadMigrations finds 0001_core first, in order', () => {
 
 for (const backend of BACKENDS) {
   describe(`migrate (${backend})`, await backendTestOptions(backend), () => {
-    let fresh: Fresh;
+    let fresh: FreshDatabase;
     before(async () => {
-      fresh = await openFresh(backend);
+      fresh = await openFreshDatabase(backend, { migrated: false });
     });
     after(() => fresh.close());
 

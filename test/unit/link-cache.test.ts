@@ -2,28 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LinkCache } from '../../src/cache/link-cache.js';
 import type { Link } from '../../src/links/link.js';
+import { makeLink as makeFixture } from '../helpers/link-fixture.js';
 
 function makeLink(code: string, url = `https://example.com/${code}`): Link {
-  const at = new Date('2025-01-01T00:00:00Z');
-  return {
-    id: String(code.length),
-    code,
-    customAlias: false,
-    url,
-    title: null,
-    tags: [],
-    ownerKeyId: null,
-    expiresAt: null,
-    maxVisits: null,
-    visits: 0,
-    redirectType: 302,
-    forwardQuery: true,
-    fallbackUrl: null,
-    disabled: false,
-    version: 1,
-    createdAt: at,
-    updatedAt: at,
-  };
+  return makeFixture({ id: String(code.length), code, url });
 }
 
 interface Deferred<T> {

@@ -1,34 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Link } from '../../src/links/link.js';
+import { makeLink } from '../helpers/link-fixture.js';
 import { appendQuery, decideRedirect, NO_STORE, type RedirectDecision } from '../../src/links/redirect-decision.js';
 
 const NOW = Date.parse('2025-06-01T12:00:00Z');
 const MAX_AGE = 3600;
-
-function makeLink(overrides: Partial<Link> = {}): Link {
-  const at = new Date('2025-01-01T00:00:00Z');
-  return {
-    id: '1',
-    code: 'abc1234',
-    customAlias: false,
-    url: 'https://example.com/path',
-    title: null,
-    tags: [],
-    ownerKeyId: null,
-    expiresAt: null,
-    maxVisits: null,
-    visits: 0,
-    redirectType: 302,
-    forwardQuery: true,
-    fallbackUrl: null,
-    disabled: false,
-    version: 1,
-    createdAt: at,
-    updatedAt: at,
-    ...overrides,
-  };
-}
 
 function redirect(decision: RedirectDecision): Extract<RedirectDecision, { kind: 'redirect' }> {
   assert.equal(decision.kind, 'redirect', JSON.stringify(decision));
