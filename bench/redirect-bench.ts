@@ -2,8 +2,8 @@
  * Redirect throughput of Shunt (embedded store, cache warm) against a bare node:http
  * server answering the same 302s from a Map, on the same machine, in the same run.
  *
- *   npm run bench                 (defaults: 1000 links, 10 s per target, 50 connections)
- *   BENCH_SECONDS=20 BENCH_CONNECTIONS=100 npm run bench
+ *   npm run bench     (defaults: 1000 links, 3 alternating rounds of 10 s per target, 50 connections)
+ *   BENCH_ROUNDS=5 BENCH_SECONDS=20 BENCH_CONNECTIONS=100 npm run bench
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,9 @@ import { freePort } from '../test/helpers/process.js';
 const LINKS = Number(process.env.BENCH_LINKS ?? 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+// Targets alternate round by round and medians are compared, so a slow spell of this
+// shared machine hits both sides instead of skewing the ratio.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 interface Result {
@@ -40,7 +43,24 @@ async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`timed out waiting for ${url}`);
 }
 
-async function drive(name: string, port: number, codes: readonly string[]): Promise<Result> {
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+function combine(results: readonly Result[]): Result {
+  return {
+    name: results[0]?.name ?? '',
+    rps: Math.round(median(results.map((result) => result.rps))),
+    p50: median(results.map((result) => result.p50)),
+    p99: median(results.map((result) => result.p99)),
+    non2xx3xx: results.reduce((sum, result) => sum + result.non2xx3xx, 0),
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+  };
+}
+
+async function drive(name: string, port: number, codes: readonly string[], warmUp: boolean): Promise<Result> {
   const run = (duration: number) =>
     autocannon({
       url: `http://127.0.0.1:${port}`,
@@ -52,7 +72,7 @@ async function drive(name: string, port: number, codes: readonly string[]): Prom
         },
       ],
     });
-  await run(2); // warm-up: JIT, caches, connections
+  if (warmUp) await run(2); // JIT, caches, connections
   const result = await run(SECONDS);
   return {
     name,
@@ -99,10 +119,17 @@ async function main(): Promise<void> {
     bare.stdin?.end(JSON.stringify(links.map((link) => [link.code, link.url])));
     const barePort = await barePortLine;
 
-    const shuntResult = await drive('shunt (embedded, cache hit)', shuntPort, codes);
-    const bareResult = await drive('bare node:http + Map', barePort, codes);
+    const shuntRounds: Result[] = [];
+    const bareRounds: Result[] = [];
+    for (let round = 0; round < ROUNDS; round += 1) {
+      shuntRounds.push(await drive('shunt (embedded, cache hit)', shuntPort, codes, round === 0));
+      bareRounds.push(await drive('bare node:http + Map', barePort, codes, round === 0));
+      console.log(`round ${round + 1}: shunt ${shuntRounds[round]?.rps} req/s, bare ${bareRounds[round]?.rps} req/s`);
+    }
+    const shuntResult = combine(shuntRounds);
+    const bareResult = combine(bareRounds);
 
-    console.log(`\nRedirects over ${LINKS} links, ${CONNECTIONS} connections, ${SECONDS} s each, Node ${process.version}\n`);
+    console.log(`\nRedirects over ${LINKS} links, ${CONNECTIONS} connections, medians of ${ROUNDS} alternating rounds of ${SECONDS} s, Node ${process.version}\n`);
     console.log('target                          req/s     p50 ms   p99 ms   bad   errors');
     for (const result of [shuntResult, bareResult]) {
       console.log(

@@ -37,6 +37,9 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     loggerInstance: deps.logger,
     // One log line per request, written by our onResponse hook.
     logController: new LogController({ disableRequestLogging: true }),
+    // Every line we write names its reqId itself, so requests share the root logger
+    // instead of paying for a child logger each (measurable on the redirect path).
+    childLoggerFactory: (logger) => logger,
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.trustedProxies.length > 0 ? [...config.trustedProxies] : false,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
@@ -95,7 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? '<unmatched>';
     const seconds = reply.elapsedTime / 1000;
-    deps.metrics.requestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, seconds);
+    deps.metrics.observeRequest(request.method, route, reply.statusCode, seconds);
     const line = {
       reqId: request.id,
       method: request.method,

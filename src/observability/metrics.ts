@@ -8,9 +8,21 @@ export interface MetricSources {
 }
 
 export class Metrics {
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`;
+    let series = this.durationSeries.get(key);
+    if (series === undefined) {
+      series = this.requestDuration.labels({ method, route, status: String(status) });
+      this.durationSeries.set(key, series);
+    }
+    series.observe(seconds);
+  }
+
   readonly registry = new Registry();
   readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
   readonly clicksDropped: Counter<'reason'>;
+  /** Labelled children by "method route status": label hashing once per series, not per request. */
+  private readonly durationSeries = new Map<string, { observe(value: number): void }>();
   readonly clickWriteFailures: Counter;
 
   constructor(sources: MetricSources, options: { defaultMetrics: boolean }) {

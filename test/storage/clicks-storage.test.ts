@@ -97,6 +97,16 @@ for (const backend of BACKENDS) {
       assert.equal(await clicks.countFor('nulls'), 1);
     });
 
+    test('separators, escapes and literal \\N in text fields are stored exactly as sent', async () => {
+      const tricky = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'end\\'];
+      await clicks.insertMany(tricky.map((text, i) => ({ code: 'tricky', at: new Date(BASE_TIME + i), method: 'GET' as const, referrer: text, userAgent: `${text}!`, ip: null })));
+      const rows = await fresh.db.query<{ referrer: string; user_agent: string }>(
+        "SELECT referrer, user_agent FROM clicks WHERE link_code = 'tricky' ORDER BY clicked_at",
+      );
+      assert.deepEqual(rows.rows.map((row) => row.referrer), tricky);
+      assert.deepEqual(rows.rows.map((row) => row.user_agent), tricky.map((text) => `${text}!`));
+    });
+
     test('concurrent batches all land', async () => {
       await Promise.all(
         Array.from({ length: 10 }, (_, b) =>

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ClickEvent } from '../../clicks/click-event.js';
+import { AppError } from '../../shared/errors.js';
 import type { Link } from '../../links/link.js';
 import { ALIAS_PATTERN } from '../../links/link-rules.js';
 import { decideRedirect, NO_STORE } from '../../links/redirect-decision.js';
@@ -16,6 +17,8 @@ import { QrQuerySchema } from '../schemas.js';
 import { shortUrlFor } from './link-json.js';
 
 const HTML = 'text/html; charset=utf-8';
+/** What Node refuses in a header value. */
+const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 const MAX_HEADER_KEPT = 1024;
 
 function headerText(value: string | string[] | undefined): string | null {
@@ -64,8 +67,20 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
         void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
         return;
       case 'redirect': {
+        if (INVALID_HEADER_CHAR.test(decision.location)) {
+          throw new AppError('malformed_request', { detail: 'The query string cannot be forwarded in a Location header' });
+        }
         const send = (): void => {
-          void reply.code(decision.status).header('Location', decision.location).header('Cache-Control', decision.cacheControl).send();
+          // The hot path writes its empty 30x itself: Fastify's send pipeline (onSend hooks,
+          // serialisers) has nothing to add here. onResponse hooks still run on 'finish'.
+          reply.hijack();
+          reply.raw.writeHead(decision.status, {
+            location: decision.location,
+            'cache-control': decision.cacheControl,
+            'x-request-id': request.id,
+            'content-length': '0',
+          });
+          reply.raw.end();
           record(request, code);
         };
         // Only visit-limited links pay a write: the limit must hold exactly under concurrency.
