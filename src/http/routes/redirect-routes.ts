@@ -32,6 +32,15 @@ function clientIp(ip: string): string | null {
   return isIP(address) === 0 ? null : address;
 }
 
+/** Expired, visit limit reached or disabled: the fallback URL when the link has one, else 410. */
+function sendGone(reply: FastifyReply, fallbackUrl: string | null): void {
+  if (fallbackUrl !== null) {
+    void reply.code(302).header('Location', fallbackUrl).header('Cache-Control', NO_STORE).send();
+    return;
+  }
+  void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
+}
+
 function sendNotFound(reply: FastifyReply): void {
   void reply.code(404).type(HTML).header('Cache-Control', NO_STORE).send(notFoundPage());
 }
@@ -60,12 +69,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
       case 'not_found':
         return sendNotFound(reply);
       case 'gone':
-        if (decision.fallbackUrl !== null) {
-          void reply.code(302).header('Location', decision.fallbackUrl).header('Cache-Control', NO_STORE).send();
-          return;
-        }
-        void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
-        return;
+        return sendGone(reply, decision.fallbackUrl);
       case 'redirect': {
         if (INVALID_HEADER_CHAR.test(decision.location)) {
           throw new AppError('malformed_request', { detail: 'The query string cannot be forwarded in a Location header' });
@@ -85,10 +89,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
         };
         // Only visit-limited links pay a write: the limit must hold exactly under concurrency.
         if (decision.limited && link !== null) {
-          return links.consumeVisit(link).then((allowed) => {
-            if (allowed) return send();
-            return answer(request, reply, code, { ...link, expiresAt: new Date(0) });
-          });
+          return links.consumeVisit(link).then((allowed) => (allowed ? send() : sendGone(reply, link.fallbackUrl)));
         }
         return send();
       }
@@ -126,10 +127,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
     const link = await links.resolve(code);
     const decision = decideRedirect(link, Date.now(), '', maxAge);
     if (link === null || decision.kind === 'not_found') return sendNotFound(reply);
-    if (decision.kind === 'gone') {
-      void reply.code(410).type(HTML).header('Cache-Control', NO_STORE).send(gonePage());
-      return;
-    }
+    if (decision.kind === 'gone') return sendGone(reply, null);
     const shortUrl = shortUrlFor(config.baseUrl, code);
     const qr = await renderQr(shortUrl, 'svg', 192);
     void reply
