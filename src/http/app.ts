@@ -55,9 +55,9 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     // Errors the router raises before any hook (bad percent-encoding) still get a problem.
     frameworkErrors: (error, request, reply) => {
       void reply.header('X-Request-Id', request.id);
-      const code = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'malformed_request';
-      request.log.info({ reqId: request.id, method: request.method, status: code === 'uri_too_long' ? 414 : 400, err: error.code }, 'request refused');
-      void sendProblem(request, reply, new AppError(code, { detail: error.message }));
+      const problem = new AppError(error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'malformed_request', { detail: error.message });
+      request.log.info({ reqId: request.id, method: request.method, status: problem.status, err: error.code }, 'request refused');
+      void sendProblem(request, reply, problem);
     },
   });
   app.setValidatorCompiler(validatorCompiler());

@@ -1,5 +1,6 @@
 /** API keys: secrets handed out once, kept only as hashes, compared in constant time. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { BASE62_ALPHABET } from '../shared/base62.js';
 
 export const KEY_ROLES = ['admin', 'member'] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
@@ -16,14 +17,13 @@ export interface ApiKey {
 
 /** Characters kept in clear: enough to find the row, far too few to guess the rest. */
 export const KEY_PREFIX_LENGTH = 14;
-const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 function randomBase62(length: number): string {
   // Rejection sampling keeps every character uniform (256 is not a multiple of 62).
   let out = '';
   while (out.length < length) {
     for (const byte of randomBytes(length * 2)) {
-      if (byte < 248 && out.length < length) out += ALPHABET[byte % 62];
+      if (byte < 248 && out.length < length) out += BASE62_ALPHABET[byte % 62];
     }
   }
   return out;

@@ -2,8 +2,9 @@
 // format-preserving permutation, then base62-encoded. See docs/adr/0001-short-codes-from-leased-blocks.md.
 import { createHmac, createSecretKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { BASE62_ALPHABET } from '../shared/base62.js';
 
-export const BASE62_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export { BASE62_ALPHABET };
 
 const BASE = 62n;
 // 12 keeps each Feistel half (36 bits) inside one 64-bit read of the HMAC digest, and inside a

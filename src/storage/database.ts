@@ -3,6 +3,7 @@
  * configured, otherwise PGlite (PostgreSQL compiled to WASM) behind pg's own Pool API.
  */
 import { mkdirSync } from 'node:fs';
+import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
 export type Row = Record<string, unknown>;
@@ -44,9 +45,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     });
     // An idle client that loses its server must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
-    return wrapPool(pool, 'postgres', async () => {
-      await pool.end();
-    });
+    return wrapPool(pool);
   }
   // Loaded lazily: the WASM build costs memory that a PostgreSQL deployment should not pay.
   const [{ PGlite }, { createPgConfig }] = await Promise.all([
@@ -57,17 +56,25 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const lite = await PGlite.create(options.dataDir);
   const client = new pg.Client(createPgConfig(lite));
   await client.connect();
-  const database = serialClient(client, async () => {
-    await client.end();
-    await lite.close();
-  });
-  return {
-    ...database,
-    copyText: (table, columns, text) =>
-      database.exclusive(async () => {
-        await lite.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], { blob: new Blob([text]) });
-      }),
-  };
+  return serialClient(lite, client);
+}
+
+/** The queries a pg client or pool can run, as our Queryable. */
+function queryable(target: pg.Pool | pg.PoolClient | pg.Client): Queryable {
+  return { query: <R extends Row>(text: string, params?: readonly unknown[]) => target.query<R>(text, params as unknown[]) };
+}
+
+/** BEGIN, work, COMMIT; ROLLBACK and rethrow when the work throws. One connection throughout. */
+async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  await tx.query('BEGIN');
+  try {
+    const result = await work(tx);
+    await tx.query('COMMIT');
+    return result;
+  } catch (error) {
+    await tx.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }
 
 /**
@@ -75,7 +82,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
  * failed query and break the next one, so one long-lived client is shared instead, and
  * each query or transaction waits for the previous one to finish.
  */
-function serialClient(client: pg.Client, close: () => Promise<void>): Database & { exclusive: <T>(work: () => Promise<T>) => Promise<T> } {
+function serialClient(lite: PGlite, client: pg.Client): Database {
   let tail: Promise<unknown> = Promise.resolve();
   let waiting = 0;
   let busy = false;
@@ -93,49 +100,35 @@ function serialClient(client: pg.Client, close: () => Promise<void>): Database &
     tail = result.catch(() => undefined);
     return result;
   };
-  const direct: Queryable = {
-    query: <R extends Row>(text: string, params?: readonly unknown[]) => client.query<R>(text, params as unknown[]),
-  };
+  const direct = queryable(client);
   return {
     kind: 'embedded',
     query: <R extends Row>(text: string, params?: readonly unknown[]) => run(() => direct.query<R>(text, params)),
-    transaction: <T>(work: (tx: Queryable) => Promise<T>) =>
-      run(async () => {
-        await client.query('BEGIN');
-        try {
-          const result = await work(direct);
-          await client.query('COMMIT');
-          return result;
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
-      }),
+    transaction: <T>(work: (tx: Queryable) => Promise<T>) => run(() => inTransaction(direct, work)),
     async ping() {
       await run(() => client.query('SELECT 1'));
     },
-    close: () => run(close),
+    close: () =>
+      run(async () => {
+        await client.end();
+        await lite.close();
+      }),
     poolStats: () => ({ total: 1, idle: busy ? 0 : 1, waiting }),
-    exclusive: run,
+    copyText: (table, columns, text) =>
+      run(async () => {
+        await lite.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], { blob: new Blob([text]) });
+      }),
   };
 }
 
-function wrapPool(pool: pg.Pool, kind: Database['kind'], close: () => Promise<void>): Database {
+function wrapPool(pool: pg.Pool): Database {
   return {
-    kind,
-    query: <R extends Row>(text: string, params?: readonly unknown[]) => pool.query<R>(text, params as unknown[]),
+    kind: 'postgres',
+    ...queryable(pool),
     async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       try {
-        await client.query('BEGIN');
-        const result = await work({
-          query: <R extends Row>(text: string, params?: readonly unknown[]) => client.query<R>(text, params as unknown[]),
-        });
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
+        return await inTransaction(queryable(client), work);
       } finally {
         client.release();
       }
@@ -143,23 +136,27 @@ function wrapPool(pool: pg.Pool, kind: Database['kind'], close: () => Promise<vo
     async ping() {
       await pool.query('SELECT 1');
     },
-    close,
+    close: () => pool.end(),
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
   };
 }
 
+/** The SQLSTATE of a database error, if it is one. */
+function sqlState(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** SQLSTATE classes 22 (data exception) and 23 (integrity): retrying the same rows cannot succeed. */
 export function isDataError(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { code } = error as { code?: unknown };
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+  return /^2[23][0-9A-Z]{3}$/.test(sqlState(error) ?? '');
 }
 
 /** PostgreSQL's SQLSTATE for a unique violation. */
 export const UNIQUE_VIOLATION = '23505';
 
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { code, constraint: name } = error as { code?: unknown; constraint?: unknown };
-  return code === UNIQUE_VIOLATION && (constraint === undefined || name === constraint);
+  if (sqlState(error) !== UNIQUE_VIOLATION) return false;
+  return constraint === undefined || (error as { constraint?: unknown }).constraint === constraint;
 }

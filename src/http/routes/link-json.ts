@@ -35,8 +35,13 @@ export function etagFor(link: Link): string {
  * The version an If-Match header allows, `null` for `*`, or `false` when it cannot match
  * this link (a weak or foreign tag): the caller answers 412.
  */
+/** The entity tags listed in an If-Match or If-None-Match header. */
+function listedTags(header: string): string[] {
+  return header.split(',').map((tag) => tag.trim());
+}
+
 export function versionFromIfMatch(header: string, link: Link): number | null | false {
-  const tags = header.split(',').map((tag) => tag.trim());
+  const tags = listedTags(header);
   if (tags.includes('*')) return null;
   // Strong comparison (RFC 9110 13.1.1): any listed tag may be the current one.
   return tags.includes(etagFor(link)) ? link.version : false;
@@ -45,8 +50,5 @@ export function versionFromIfMatch(header: string, link: Link): number | null | 
 /** Weak comparison (RFC 9110 13.1.2): proxies that compress may turn tags weak. */
 export function ifNoneMatchHits(header: string, link: Link): boolean {
   const current = etagFor(link);
-  return header.split(',').some((tag) => {
-    const trimmed = tag.trim();
-    return trimmed === '*' || trimmed.replace(/^W\//, '') === current;
-  });
+  return listedTags(header).some((tag) => tag === '*' || tag.replace(/^W\//, '') === current);
 }
