@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 export const ROLES = ['all', 'api', 'redirect', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -22,7 +23,15 @@ export interface Config {
     readonly dataDir: string;
     readonly poolSize: number;
   };
-  readonly redisUrl: string | undefined;
+  readonly redis: {
+    /** Absent means no shared tier: in-process cache, per-instance rate limits. */
+    readonly url: string | undefined;
+    /** A command slower than this counts as a failure: Redis must never slow a redirect much. */
+    readonly commandTimeoutMs: number;
+    /** Consecutive failures that open the circuit, and how long it stays open before one probe. */
+    readonly breakerThreshold: number;
+    readonly breakerCooldownMs: number;
+  };
   readonly amqpUrl: string | undefined;
   readonly adminApiKey: string | undefined;
   readonly codes: { readonly length: number; readonly blockSize: number };
@@ -31,9 +40,22 @@ export interface Config {
     readonly blockedDomains: readonly string[];
     readonly allowPrivateAddresses: boolean;
   };
-  readonly rateLimits: { readonly keyPerMinute: number; readonly ipPerMinute: number };
+  readonly rateLimits: {
+    readonly keyPerMinute: number;
+    readonly ipPerMinute: number;
+    /** Unknown codes one client may draw per minute on the redirect path before 429s. */
+    readonly notFoundPerMinute: number;
+  };
   readonly trustedProxies: readonly string[];
-  readonly cache: { readonly maxEntries: number; readonly ttlSeconds: number };
+  readonly cache: {
+    readonly maxEntries: number;
+    /** In-process entries: short, since a missed invalidation lives at most this long. */
+    readonly ttlSeconds: number;
+    readonly redisTtlSeconds: number;
+    readonly negativeTtlSeconds: number;
+  };
+  /** Processes sharing the port (node:cluster); 1 runs in-process. */
+  readonly workers: number;
   readonly clicks: { readonly flushIntervalMs: number; readonly batchSize: number };
   readonly http: {
     readonly bodyLimitBytes: number;
@@ -166,6 +188,14 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  // Production uses every core; elsewhere one process keeps logs and debugging simple.
+  // The embedded store is a single-process database, so it allows one worker only.
+  const defaultWorkers = nodeEnv === 'production' && databaseUrl !== undefined ? availableParallelism() : 1;
+  const workers = read.int('WORKERS', defaultWorkers, 1, 1024);
+  if (workers > 1 && databaseUrl === undefined) {
+    read.problems.push('WORKERS: more than 1 needs DATABASE_URL (the embedded store belongs to one process)');
+  }
+
   const config: Config = {
     env: nodeEnv,
     role: read.oneOf('ROLE', ROLES, 'all'),
@@ -178,7 +208,12 @@ export function loadConfig(env: Env = process.env): Config {
       dataDir: read.string('DATA_DIR') ?? './data',
       poolSize: read.int('DATABASE_POOL_SIZE', 10, 1, 1000),
     },
-    redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    redis: {
+      url: read.url('REDIS_URL', ['redis:', 'rediss:']),
+      commandTimeoutMs: read.int('REDIS_COMMAND_TIMEOUT_MS', 100, 5, 60_000),
+      breakerThreshold: read.int('REDIS_BREAKER_THRESHOLD', 3, 1, 1000),
+      breakerCooldownMs: read.int('REDIS_BREAKER_COOLDOWN_MS', 2000, 50, 600_000),
+    },
     amqpUrl: read.url('AMQP_URL', ['amqp:', 'amqps:']),
     adminApiKey,
     codes: {
@@ -193,12 +228,16 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimits: {
       keyPerMinute: read.int('RATE_LIMIT_KEY_PER_MINUTE', 600, 1, 10_000_000),
       ipPerMinute: read.int('RATE_LIMIT_IP_PER_MINUTE', 60, 1, 10_000_000),
+      notFoundPerMinute: read.int('RATE_LIMIT_404_PER_MINUTE', 120, 1, 10_000_000),
     },
     trustedProxies,
     cache: {
       maxEntries: read.int('CACHE_MAX_ENTRIES', 100_000, 0, 100_000_000),
-      ttlSeconds: read.int('CACHE_TTL_SECONDS', 30, 1, 86_400),
+      ttlSeconds: read.int('CACHE_TTL_SECONDS', 10, 1, 86_400),
+      redisTtlSeconds: read.int('CACHE_REDIS_TTL_SECONDS', 3600, 1, 30 * 86_400),
+      negativeTtlSeconds: read.int('CACHE_NEGATIVE_TTL_SECONDS', 60, 1, 86_400),
     },
+    workers,
     clicks: {
       flushIntervalMs: read.int('CLICK_FLUSH_INTERVAL_MS', 1000, 10, 60_000),
       batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),

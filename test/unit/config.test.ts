@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ConfigError, loadConfig, type Config } from '../../src/config/config.js';
@@ -45,14 +45,15 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.baseUrl.href, 'http://localhost:8080/');
     assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10 });
-    assert.equal(config.redisUrl, undefined);
+    assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000 });
+    assert.equal(config.workers, 1);
     assert.equal(config.amqpUrl, undefined);
     assert.equal(config.adminApiKey, undefined);
     assert.deepEqual(config.codes, { length: 7, blockSize: 1000 });
     assert.deepEqual(config.destinations, { maxUrlLength: 2048, blockedDomains: [], allowPrivateAddresses: false });
-    assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60 });
+    assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60, notFoundPerMinute: 120 });
     assert.deepEqual(config.trustedProxies, []);
-    assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 30 });
+    assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 10, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
     assert.deepEqual(config.clicks, { flushIntervalMs: 1000, batchSize: 500 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
@@ -69,6 +70,24 @@ describe('loadConfig: defaults', () => {
 
   test('the base URL follows PORT when BASE_URL is unset', () => {
     assert.equal(loadConfig({ PORT: '3000' }).baseUrl.href, 'http://localhost:3000/');
+  });
+});
+
+describe('loadConfig: workers', () => {
+  test('production with PostgreSQL uses every core by default', () => {
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://db/shunt' });
+    assert.ok(config.workers >= 1);
+    assert.equal(config.workers, availableParallelism());
+  });
+
+  test('the embedded store runs one worker, even in production', () => {
+    assert.equal(loadConfig({ NODE_ENV: 'production' }).workers, 1);
+    assert.match(problemsFor({ WORKERS: '2' }, 'WORKERS')[0] ?? '', /needs DATABASE_URL/);
+  });
+
+  test('WORKERS must be a positive whole number', () => {
+    assert.equal(problemsFor({ WORKERS: '0', DATABASE_URL: 'postgres://db/shunt' }, 'WORKERS').length, 1);
+    assert.equal(problemsFor({ WORKERS: 'many', DATABASE_URL: 'postgres://db/shunt' }, 'WORKERS').length, 1);
   });
 });
 
@@ -93,6 +112,13 @@ describe('loadConfig: every variable is parsed', () => {
     ALLOW_PRIVATE_ADDRESSES: 'yes',
     RATE_LIMIT_KEY_PER_MINUTE: '1200',
     RATE_LIMIT_IP_PER_MINUTE: '120',
+    RATE_LIMIT_404_PER_MINUTE: '30',
+    REDIS_COMMAND_TIMEOUT_MS: '50',
+    REDIS_BREAKER_THRESHOLD: '5',
+    REDIS_BREAKER_COOLDOWN_MS: '1000',
+    CACHE_REDIS_TTL_SECONDS: '600',
+    CACHE_NEGATIVE_TTL_SECONDS: '15',
+    WORKERS: '3',
     TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1, ::1, fd00::/8',
     CACHE_MAX_ENTRIES: '0',
     CACHE_TTL_SECONDS: '5',
@@ -118,14 +144,15 @@ describe('loadConfig: every variable is parsed', () => {
         dataDir: '/var/lib/shunt',
         poolSize: 25,
       },
-      redisUrl: 'rediss://cache.internal:6380',
+      redis: { url: 'rediss://cache.internal:6380', commandTimeoutMs: 50, breakerThreshold: 5, breakerCooldownMs: 1000 },
       amqpUrl: 'amqps://mq.internal',
       adminApiKey: GOOD_ADMIN_KEY,
       codes: { length: 9, blockSize: 5000 },
       destinations: { maxUrlLength: 4096, blockedDomains: ['evil.com', 'bad.example'], allowPrivateAddresses: true },
-      rateLimits: { keyPerMinute: 1200, ipPerMinute: 120 },
+      rateLimits: { keyPerMinute: 1200, ipPerMinute: 120, notFoundPerMinute: 30 },
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
-      cache: { maxEntries: 0, ttlSeconds: 5 },
+      cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
+      workers: 3,
       clicks: { flushIntervalMs: 250, batchSize: 50 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,
@@ -275,7 +302,7 @@ describe('loadConfig: secrets from files (NAME_FILE)', () => {
       AMQP_URL_FILE: secretFile('amqp://mq\n'),
     });
     assert.deepEqual(config.database.replicaUrls, ['postgres://r1/db', 'postgres://r2/db']);
-    assert.equal(config.redisUrl, 'redis://cache:6379');
+    assert.equal(config.redis.url, 'redis://cache:6379');
     assert.equal(config.amqpUrl, 'amqp://mq');
   });
 
