@@ -1,4 +1,23 @@
-/** Every cache key Shunt uses is built here, so tiers and invalidation always agree. */
-export const cacheKeys = {
-  link: (code: string): string => `link:${code}`,
-} as const;
+/**
+ * Every key and channel Shunt uses in Redis is built here, so tiers, rate limits and
+ * invalidation always agree. The prefix (REDIS_KEY_PREFIX) lets several deployments share
+ * one Redis; the version segment changes when the stored format does, so instances of two
+ * releases never read each other's entries.
+ */
+export interface CacheKeys {
+  link(code: string): string;
+  /** Bumped by every invalidation of the code: a fill that read the store before it is refused. */
+  linkGeneration(code: string): string;
+  rateLimit(bucket: string, windowStart: number): string;
+  readonly invalidationChannel: string;
+}
+
+export function cacheKeys(prefix: string): CacheKeys {
+  const base = `${prefix}:v1`;
+  return {
+    link: (code) => `${base}:link:${code}`,
+    linkGeneration: (code) => `${base}:link-gen:${code}`,
+    rateLimit: (bucket, windowStart) => `${base}:rl:${bucket}:${windowStart}`,
+    invalidationChannel: `${base}:invalidate`,
+  };
+}

@@ -31,6 +31,8 @@ export interface Config {
     /** Consecutive failures that open the circuit, and how long it stays open before one probe. */
     readonly breakerThreshold: number;
     readonly breakerCooldownMs: number;
+    /** Namespaces every key and channel, so deployments can share one Redis. */
+    readonly keyPrefix: string;
   };
   readonly amqpUrl: string | undefined;
   readonly adminApiKey: string | undefined;
@@ -196,6 +198,11 @@ export function loadConfig(env: Env = process.env): Config {
     read.problems.push('WORKERS: more than 1 needs DATABASE_URL (the embedded store belongs to one process)');
   }
 
+  const keyPrefix = read.string('REDIS_KEY_PREFIX') ?? 'shunt';
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(keyPrefix)) {
+    read.problems.push('REDIS_KEY_PREFIX: must be 1-64 of A-Z a-z 0-9 _ . : -');
+  }
+
   const config: Config = {
     env: nodeEnv,
     role: read.oneOf('ROLE', ROLES, 'all'),
@@ -213,6 +220,7 @@ export function loadConfig(env: Env = process.env): Config {
       commandTimeoutMs: read.int('REDIS_COMMAND_TIMEOUT_MS', 100, 5, 60_000),
       breakerThreshold: read.int('REDIS_BREAKER_THRESHOLD', 3, 1, 1000),
       breakerCooldownMs: read.int('REDIS_BREAKER_COOLDOWN_MS', 2000, 50, 600_000),
+      keyPrefix,
     },
     amqpUrl: read.url('AMQP_URL', ['amqp:', 'amqps:']),
     adminApiKey,

@@ -5,6 +5,7 @@ import type { KeyService } from '../keys/key-service.js';
 import type { Actor } from '../links/link.js';
 import type { LinkService } from '../links/link-service.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { RouteDoc } from './openapi.js';
@@ -23,6 +24,7 @@ export interface AppDeps {
   keys: KeyService;
   clicks: ClickRecorder;
   rateLimiter: RateLimiter;
+  notFoundThrottle: NotFoundThrottle;
   idempotency: IdempotencyStore;
   metrics: Metrics;
   readiness: Readiness;

@@ -2,10 +2,12 @@
  * Builds the HTTP app apart from `listen()`, so tests can drive it with `inject()`.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
 import type { AppDeps } from './app-deps.js';
+import { fastRedirect } from './fast-redirect.js';
 import { gatewayHook } from './gateway.js';
 import { buildOpenApiDocument, type DocumentedRoute } from './openapi.js';
 import { homePage, notFoundPage } from './pages/html.js';
@@ -33,7 +35,19 @@ export interface BuiltApp {
 
 export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const { config } = deps;
+  // One image, one role per deployment: each role serves only its part (ops endpoints always).
+  const servesApi = config.role === 'all' || config.role === 'api';
+  const servesRedirects = config.role === 'all' || config.role === 'redirect';
   const app = Fastify({
+    // Cached redirects are answered before the framework; see fast-redirect.ts.
+    serverFactory: (handler) => {
+      const fast = servesRedirects ? fastRedirect(deps) : null;
+      const server = createServer((request, response) => {
+        if (fast === null || !fast(request, response)) handler(request, response);
+      });
+      server.keepAliveTimeout = config.http.keepAliveTimeoutMs;
+      return server;
+    },
     loggerInstance: deps.logger,
     // One log line per request, written by our onResponse hook.
     logController: new LogController({ disableRequestLogging: true }),
@@ -123,10 +137,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     if (request.url.startsWith('/api/')) return sendProblem(request, reply, noRoute(request));
     return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage());
   });
-
-  // One image, one role per deployment: each role serves only its part (ops endpoints always).
-  const servesApi = config.role === 'all' || config.role === 'api';
-  const servesRedirects = config.role === 'all' || config.role === 'redirect';
 
   if (servesApi) await app.register((api, _options, done) => {
     api.addHook('onRequest', gatewayHook(deps));

@@ -2,7 +2,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface MetricSources {
-  cacheStats: () => { hits: number; misses: number; entries: number };
+  cacheStats: () => { hits: number; misses: number; loads: number; refreshes: number; entries: number };
+  /** Null when there is no Redis tier. */
+  redisTierStats: () => { hits: number; misses: number; errors: number; pendingInvalidations: number; droppedInvalidations: number } | null;
+  redisStats: () => { failures: number; shortCircuited: number; state: 'closed' | 'open' | 'half-open' } | null;
   clickBuffer: () => number;
   dbPool: () => { total: number; idle: number; waiting: number };
 }
@@ -54,9 +57,26 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         const stats = sources.cacheStats();
+        const redis = sources.redisTierStats();
         this.reset();
         this.inc({ tier: 'memory', result: 'hit' }, stats.hits);
         this.inc({ tier: 'memory', result: 'miss' }, stats.misses);
+        if (redis !== null) {
+          this.inc({ tier: 'redis', result: 'hit' }, redis.hits);
+          this.inc({ tier: 'redis', result: 'miss' }, redis.misses);
+          this.inc({ tier: 'redis', result: 'error' }, redis.errors);
+        }
+        // The store is the last tier: every lookup that reaches it is answered there.
+        this.inc({ tier: 'store', result: 'hit' }, stats.loads);
+      },
+    });
+    new Counter({
+      name: 'shunt_cache_refreshes_total',
+      help: 'Background refreshes of in-process entries read near the end of their life',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.cacheStats().refreshes);
       },
     });
     new Gauge({
@@ -68,6 +88,41 @@ export class Metrics {
         const stats = sources.cacheStats();
         const total = stats.hits + stats.misses;
         this.set({ tier: 'memory' }, total === 0 ? 0 : stats.hits / total);
+        const redis = sources.redisTierStats();
+        if (redis !== null) {
+          const asked = redis.hits + redis.misses + redis.errors;
+          this.set({ tier: 'redis' }, asked === 0 ? 0 : redis.hits / asked);
+        }
+      },
+    });
+    new Gauge({
+      name: 'shunt_redis_up',
+      help: 'Redis circuit: 1 closed (in use), 0.5 probing, 0 open (falling back)',
+      registers: [this.registry],
+      collect() {
+        const redis = sources.redisStats();
+        if (redis !== null) this.set(redis.state === 'closed' ? 1 : redis.state === 'half-open' ? 0.5 : 0);
+      },
+    });
+    new Counter({
+      name: 'shunt_redis_failures_total',
+      help: 'Redis commands that failed or timed out, and calls skipped while the circuit was open',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        const redis = sources.redisStats();
+        this.reset();
+        if (redis === null) return;
+        this.inc({ kind: 'failed' }, redis.failures);
+        this.inc({ kind: 'short_circuited' }, redis.shortCircuited);
+      },
+    });
+    new Gauge({
+      name: 'shunt_cache_pending_invalidations',
+      help: 'Invalidations waiting for Redis to come back',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.redisTierStats()?.pendingInvalidations ?? 0);
       },
     });
     new Gauge({

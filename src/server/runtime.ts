@@ -7,7 +7,10 @@ import type { Config } from '../config/config.js';
 import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import { ClickRepository } from '../clicks/click-repository.js';
+import { cacheKeys } from '../cache/cache-keys.js';
+import { LocalInvalidationBus, type InvalidationBus } from '../cache/invalidation.js';
 import { LinkCache } from '../cache/link-cache.js';
+import { RedisLinkTier } from '../cache/redis-link-tier.js';
 import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService, type CreatedKey } from '../keys/key-service.js';
 import { leaseCodeBlock, loadCodeKey } from '../links/code-key.js';
@@ -20,6 +23,10 @@ import { IdempotencyStore } from '../http/idempotency-store.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
+import { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
+import type { RateLimiter } from '../ratelimit/rate-limiter.js';
+import { RedisRateLimiter } from '../ratelimit/redis-rate-limiter.js';
+import { RedisConnection } from '../redis/redis-connection.js';
 import { isDataError, openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
 
@@ -40,6 +47,8 @@ export interface RuntimeOptions {
   /** Test hook: replaces the click recorder. */
   clicks?: (write: ClickRepository) => ClickRecorder;
   defaultMetrics?: boolean;
+  /** How changes reach the other processes when there is no Redis (e.g. cluster workers). */
+  invalidation?: InvalidationBus;
 }
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -59,10 +68,41 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       blockSize: config.codes.blockSize,
       leaseBlock: () => leaseCodeBlock(db),
     });
-    const cache = new LinkCache((code) => linkRepository.findByCode(code), {
+    // Redis, when configured, is the shared cache tier, the invalidation channel and the
+    // rate-limit counters; without it each of those stays in the process.
+    const redis =
+      config.redis.url === undefined
+        ? null
+        : new RedisConnection({
+            url: config.redis.url,
+            commandTimeoutMs: config.redis.commandTimeoutMs,
+            breakerThreshold: config.redis.breakerThreshold,
+            breakerCooldownMs: config.redis.breakerCooldownMs,
+            logger,
+          });
+    const redisKeys = cacheKeys(config.redis.keyPrefix);
+    const redisTier =
+      redis === null
+        ? null
+        : new RedisLinkTier(redis, {
+            keys: redisKeys,
+            ttlMs: config.cache.redisTtlSeconds * 1000,
+            negativeTtlMs: config.cache.negativeTtlSeconds * 1000,
+            onError: (error, operation) => logger.debug({ err: error, operation }, 'redis cache operation failed'),
+          });
+    const bus: InvalidationBus = redisTier ?? options.invalidation ?? new LocalInvalidationBus();
+    const cache = new LinkCache({
+      load: (code) => linkRepository.findByCode(code),
+      ...(redisTier === null ? {} : { remote: redisTier }),
+      bus,
       maxEntries: config.cache.maxEntries,
       ttlMs: config.cache.ttlSeconds * 1000,
     });
+    bus.onMessage((message) => cache.drop(message.code));
+    // Messages may have been missed while the channel was down: forget every local copy.
+    bus.onResync(() => cache.clear());
+    const memoryLimiter = new MemoryRateLimiter();
+    const rateLimiter: RateLimiter = redis === null ? memoryLimiter : new RedisRateLimiter(redis, memoryLimiter, redisKeys);
     const links = new LinkService(linkRepository, codes, cache, {
       maxUrlLength: config.destinations.maxUrlLength,
       blockedDomains: config.destinations.blockedDomains,
@@ -74,6 +114,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const metrics = new Metrics(
       {
         cacheStats: () => ({ ...cache.stats, entries: cache.size }),
+        redisTierStats: () => redisTier?.stats ?? null,
+        redisStats: () => (redis === null ? null : { ...redis.stats, state: redis.breaker.state }),
         clickBuffer: () => clicks.buffered,
         dbPool: () => db.poolStats(),
       },
@@ -104,7 +146,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       links,
       keys,
       clicks,
-      rateLimiter: new MemoryRateLimiter(),
+      rateLimiter,
+      notFoundThrottle: new NotFoundThrottle(rateLimiter, config.rateLimits.notFoundPerMinute),
       idempotency: new IdempotencyStore(db),
       metrics,
       readiness: {
@@ -122,6 +165,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         draining = true;
         await built.app.close();
         await clicks.close();
+        await bus.close();
+        await redis?.close();
         await db.close();
       })());
 

@@ -67,7 +67,7 @@ function codeQueue(codes: string[]): CodeSource & { taken: number } {
 
 function service(db: Database, codes: CodeSource): LinkService {
   const repository = new LinkRepository(db);
-  const cache = new LinkCache((code) => repository.findByCode(code), { maxEntries: 1000, ttlMs: 60_000 });
+  const cache = new LinkCache({ load: (code) => repository.findByCode(code), maxEntries: 1000, ttlMs: 60_000 });
   return new LinkService(repository, codes, cache, {
     maxUrlLength: 2048,
     blockedDomains: [],

@@ -45,7 +45,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.baseUrl.href, 'http://localhost:8080/');
     assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10 });
-    assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000 });
+    assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000, keyPrefix: 'shunt' });
     assert.equal(config.workers, 1);
     assert.equal(config.amqpUrl, undefined);
     assert.equal(config.adminApiKey, undefined);
@@ -116,6 +116,7 @@ describe('loadConfig: every variable is parsed', () => {
     REDIS_COMMAND_TIMEOUT_MS: '50',
     REDIS_BREAKER_THRESHOLD: '5',
     REDIS_BREAKER_COOLDOWN_MS: '1000',
+    REDIS_KEY_PREFIX: 'acme',
     CACHE_REDIS_TTL_SECONDS: '600',
     CACHE_NEGATIVE_TTL_SECONDS: '15',
     WORKERS: '3',
@@ -144,7 +145,7 @@ describe('loadConfig: every variable is parsed', () => {
         dataDir: '/var/lib/shunt',
         poolSize: 25,
       },
-      redis: { url: 'rediss://cache.internal:6380', commandTimeoutMs: 50, breakerThreshold: 5, breakerCooldownMs: 1000 },
+      redis: { url: 'rediss://cache.internal:6380', commandTimeoutMs: 50, breakerThreshold: 5, breakerCooldownMs: 1000, keyPrefix: 'acme' },
       amqpUrl: 'amqps://mq.internal',
       adminApiKey: GOOD_ADMIN_KEY,
       codes: { length: 9, blockSize: 5000 },

@@ -43,18 +43,18 @@ function clock(start = 1_000_000) {
 describe('LinkCache: hits and misses', () => {
   test('the first get fetches, the second is a hit with no fetch', async () => {
     const store = fakeStore({ abc: makeLink('abc') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000 });
     assert.equal((await cache.get('abc'))?.code, 'abc');
-    assert.deepEqual(cache.stats, { hits: 0, misses: 1 });
+    assert.deepEqual({ hits: cache.stats.hits, misses: cache.stats.misses }, { hits: 0, misses: 1 });
     assert.equal((await cache.get('abc'))?.url, 'https://example.com/abc');
     assert.deepEqual(store.calls, ['abc']);
-    assert.deepEqual(cache.stats, { hits: 1, misses: 1 });
+    assert.deepEqual({ hits: cache.stats.hits, misses: cache.stats.misses }, { hits: 1, misses: 1 });
     assert.equal(cache.size, 1);
   });
 
   test('peek never fetches: undefined on a miss, the link on a hit', async () => {
     const store = fakeStore({ abc: makeLink('abc') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000 });
     assert.equal(cache.peek('abc'), undefined);
     assert.deepEqual(store.calls, []);
     await cache.get('abc');
@@ -64,7 +64,7 @@ describe('LinkCache: hits and misses', () => {
 
   test('codes are cached independently', async () => {
     const store = fakeStore({ a: makeLink('a'), b: makeLink('b') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000 });
     assert.equal((await cache.get('a'))?.code, 'a');
     assert.equal((await cache.get('b'))?.code, 'b');
     assert.equal((await cache.get('a'))?.code, 'a');
@@ -74,13 +74,14 @@ describe('LinkCache: hits and misses', () => {
   test('a failed fetch is not cached and the next get tries again', async () => {
     let fail = true;
     const calls: string[] = [];
-    const cache = new LinkCache(
-      (code) => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: (code: string) => {
         calls.push(code);
         return fail ? Promise.reject(new Error('store down')) : Promise.resolve(makeLink(code));
       },
-      { maxEntries: 10, ttlMs: 1000 },
-    );
+      maxEntries: 10, ttlMs: 1000,
+    });
     await assert.rejects(cache.get('abc'), /store down/);
     assert.equal(cache.size, 0);
     fail = false;
@@ -93,7 +94,7 @@ describe('LinkCache: TTL', () => {
   test('an entry is served until ttlMs has passed, then fetched again', async () => {
     const time = clock();
     const store = fakeStore({ abc: makeLink('abc') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000, now: time.now });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000, now: time.now });
     await cache.get('abc');
     time.state.now += 999;
     await cache.get('abc');
@@ -102,13 +103,13 @@ describe('LinkCache: TTL', () => {
     assert.equal(cache.peek('abc'), undefined, 'expired exactly at ttl');
     await cache.get('abc');
     assert.equal(store.calls.length, 2);
-    assert.deepEqual(cache.stats, { hits: 1, misses: 2 });
+    assert.deepEqual({ hits: cache.stats.hits, misses: cache.stats.misses }, { hits: 1, misses: 2 });
   });
 
   test('a re-fetched entry gets a new TTL and new content', async () => {
     const time = clock();
     const store = fakeStore({ abc: makeLink('abc', 'https://old.example/') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000, now: time.now });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000, now: time.now });
     await cache.get('abc');
     store.links.set('abc', makeLink('abc', 'https://new.example/'));
     assert.equal((await cache.get('abc'))?.url, 'https://old.example/', 'stale within TTL, by design');
@@ -122,7 +123,7 @@ describe('LinkCache: TTL', () => {
 describe('LinkCache: LRU bound', () => {
   test('never holds more than maxEntries; evicts the least recently used', async () => {
     const store = fakeStore({ a: makeLink('a'), b: makeLink('b'), c: makeLink('c'), d: makeLink('d') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 3, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 3, ttlMs: 60_000 });
     await cache.get('a');
     await cache.get('b');
     await cache.get('c');
@@ -139,7 +140,7 @@ describe('LinkCache: LRU bound', () => {
 
   test('a peek counts as a use for LRU order', async () => {
     const store = fakeStore({ a: makeLink('a'), b: makeLink('b'), c: makeLink('c') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 2, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 2, ttlMs: 60_000 });
     await cache.get('a');
     await cache.get('b');
     cache.peek('a');
@@ -150,7 +151,7 @@ describe('LinkCache: LRU bound', () => {
 
   test('many codes through a small cache stay bounded', async () => {
     const store = fakeStore();
-    const cache = new LinkCache(store.fetch, { maxEntries: 50, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 50, ttlMs: 60_000 });
     for (let i = 0; i < 1000; i += 1) await cache.get(`code${i}`);
     assert.equal(cache.size, 50);
     assert.notEqual(cache.peek('code999'), undefined);
@@ -159,7 +160,7 @@ describe('LinkCache: LRU bound', () => {
 
   test('maxEntries 0 disables caching', async () => {
     const store = fakeStore({ a: makeLink('a') });
-    const cache = new LinkCache(store.fetch, { maxEntries: 0, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 0, ttlMs: 60_000 });
     await cache.get('a');
     await cache.get('a');
     assert.equal(cache.size, 0);
@@ -170,18 +171,18 @@ describe('LinkCache: LRU bound', () => {
 describe('LinkCache: negative entries', () => {
   test('an unknown code is cached as null (peek gives null, not undefined)', async () => {
     const store = fakeStore();
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 1000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 1000 });
     assert.equal(await cache.get('nope'), null);
     assert.equal(await cache.get('nope'), null);
     assert.equal(cache.peek('nope'), null);
     assert.deepEqual(store.calls, ['nope']);
-    assert.deepEqual(cache.stats, { hits: 2, misses: 1 });
+    assert.deepEqual({ hits: cache.stats.hits, misses: cache.stats.misses }, { hits: 2, misses: 1 });
   });
 
   test('a negative entry expires with the TTL too', async () => {
     const time = clock();
     const store = fakeStore();
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 500, now: time.now });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 500, now: time.now });
     await cache.get('nope');
     store.links.set('nope', makeLink('nope'));
     time.state.now += 500;
@@ -190,7 +191,7 @@ describe('LinkCache: negative entries', () => {
 
   test('invalidate removes a negative entry at once', async () => {
     const store = fakeStore();
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 60_000 });
     await cache.get('fresh');
     store.links.set('fresh', makeLink('fresh'));
     cache.invalidate('fresh');
@@ -203,13 +204,14 @@ describe('LinkCache: one fetch per key at a time', () => {
   test('1000 concurrent gets of one missing key cost exactly one fetch', async () => {
     const pending = deferred<Link | null>();
     let fetches = 0;
-    const cache = new LinkCache(
-      () => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: () => {
         fetches += 1;
         return pending.promise;
       },
-      { maxEntries: 10, ttlMs: 60_000 },
-    );
+      maxEntries: 10, ttlMs: 60_000,
+    });
     const gets = Array.from({ length: 1000 }, () => cache.get('hot'));
     assert.equal(fetches, 1);
     const link = makeLink('hot');
@@ -223,7 +225,7 @@ describe('LinkCache: one fetch per key at a time', () => {
 
   test('1000 concurrent gets of an unknown key: one fetch, all null', async () => {
     const store = fakeStore();
-    const cache = new LinkCache(store.fetch, { maxEntries: 10, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: store.fetch, refreshAhead: 0, maxEntries: 10, ttlMs: 60_000 });
     const results = await Promise.all(Array.from({ length: 1000 }, () => cache.get('ghost')));
     assert.ok(results.every((result) => result === null));
     assert.deepEqual(store.calls, ['ghost']);
@@ -232,13 +234,14 @@ describe('LinkCache: one fetch per key at a time', () => {
   test('a failed shared fetch rejects every waiter, and is retried afterwards', async () => {
     const pending = deferred<Link | null>();
     let fetches = 0;
-    const cache = new LinkCache(
-      () => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: () => {
         fetches += 1;
         return fetches === 1 ? pending.promise : Promise.resolve(makeLink('x'));
       },
-      { maxEntries: 10, ttlMs: 60_000 },
-    );
+      maxEntries: 10, ttlMs: 60_000,
+    });
     const gets = Array.from({ length: 10 }, () => cache.get('x'));
     pending.reject(new Error('boom'));
     const settled = await Promise.allSettled(gets);
@@ -253,14 +256,15 @@ describe('LinkCache: invalidation races', () => {
     const first = deferred<Link | null>();
     const fetches: Deferred<Link | null>[] = [first];
     let calls = 0;
-    const cache = new LinkCache(
-      () => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: () => {
         calls += 1;
         const next = fetches[calls - 1];
         return next === undefined ? Promise.resolve(makeLink('x', 'https://third.example/')) : next.promise;
       },
-      { maxEntries: 10, ttlMs: 60_000 },
-    );
+      maxEntries: 10, ttlMs: 60_000,
+    });
     const staleGet = cache.get('x');
     cache.invalidate('x');
     first.resolve(makeLink('x', 'https://stale.example/'));
@@ -275,15 +279,16 @@ describe('LinkCache: invalidation races', () => {
     const fresh = deferred<Link | null>();
     const queue = [stale, fresh];
     let calls = 0;
-    const cache = new LinkCache(
-      () => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: () => {
         const next = queue[calls];
         calls += 1;
         assert.ok(next !== undefined, 'no more than two fetches');
         return next.promise;
       },
-      { maxEntries: 10, ttlMs: 60_000 },
-    );
+      maxEntries: 10, ttlMs: 60_000,
+    });
     const before = cache.get('x');
     cache.invalidate('x');
     const afterInvalidate = cache.get('x');
@@ -297,7 +302,7 @@ describe('LinkCache: invalidation races', () => {
 
   test('an in-flight negative answer is not stored after the link was created', async () => {
     const pending = deferred<Link | null>();
-    const cache = new LinkCache(() => pending.promise, { maxEntries: 10, ttlMs: 60_000 });
+    const cache = new LinkCache({ load: () => pending.promise, refreshAhead: 0, maxEntries: 10, ttlMs: 60_000 });
     const lookup = cache.get('new');
     // LinkService.create invalidates the code once the row exists.
     cache.invalidate('new');
@@ -310,16 +315,17 @@ describe('LinkCache: invalidation races', () => {
     const pending = deferred<Link | null>();
     const store = fakeStore({ a: makeLink('a') });
     let first = true;
-    const cache = new LinkCache(
-      (code) => {
+    const cache = new LinkCache({
+      refreshAhead: 0,
+      load: (code: string) => {
         if (first) {
           first = false;
           return pending.promise;
         }
         return store.fetch(code);
       },
-      { maxEntries: 10, ttlMs: 60_000 },
-    );
+      maxEntries: 10, ttlMs: 60_000,
+    });
     const inflight = cache.get('b');
     await cache.get('a');
     cache.clear();

@@ -31,6 +31,10 @@ export function notFoundPage(): string {
   return page('Link not found', '<h1>Link not found</h1><p class="muted">This short link does not exist. Check the address for typos.</p>');
 }
 
+export function tooManyNotFoundPage(): string {
+  return page('Too many requests', '<h1>Too many requests</h1><p class="muted">Too many unknown short links were requested from your address. Try again later.</p>');
+}
+
 export function gonePage(): string {
   return page('Link no longer available', '<h1>Link no longer available</h1><p class="muted">This short link has expired or was disabled.</p>');
 }

@@ -2,35 +2,22 @@
  * The public short links: the hot path. Resolve (cache first), answer, hand the click
  * to the recorder; nothing else happens before the response.
  */
-import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import type { ClickEvent } from '../../clicks/click-event.js';
 import { AppError } from '../../shared/errors.js';
 import type { Link } from '../../links/link.js';
 import { ALIAS_PATTERN } from '../../links/link-rules.js';
 import { decideRedirect, NO_STORE } from '../../links/redirect-decision.js';
 import type { AppDeps } from '../app-deps.js';
-import { gonePage, notFoundPage, previewPage } from '../pages/html.js';
+import { clickFrom } from '../click-capture.js';
+import { gonePage, notFoundPage, previewPage, tooManyNotFoundPage } from '../pages/html.js';
 import { renderQr, type QrFormat } from '../qr.js';
 import { QrQuerySchema } from '../schemas.js';
 import { shortUrlFor } from './link-json.js';
 
 const HTML = 'text/html; charset=utf-8';
 /** What Node refuses in a header value. */
-const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
-const MAX_HEADER_KEPT = 1024;
-
-function headerText(value: string | string[] | undefined): string | null {
-  if (typeof value !== 'string' || value === '') return null;
-  return value.length > MAX_HEADER_KEPT ? value.slice(0, MAX_HEADER_KEPT) : value;
-}
-
-/** A forwarded address is client input: store it only if it is an IP (zone dropped). */
-function clientIp(ip: string): string | null {
-  const address = ip.split('%')[0] ?? '';
-  return isIP(address) === 0 ? null : address;
-}
+export const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** Expired, visit limit reached or disabled: the fallback URL when the link has one, else 410. */
 function sendGone(reply: FastifyReply, fallbackUrl: string | null): void {
@@ -46,19 +33,11 @@ function sendNotFound(reply: FastifyReply): void {
 }
 
 export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
-  const { links, clicks, config } = deps;
+  const { links, clicks, config, notFoundThrottle } = deps;
   const maxAge = config.http.permanentRedirectMaxAge;
 
   function record(request: FastifyRequest, code: string): void {
-    const event: ClickEvent = {
-      code,
-      at: new Date(),
-      method: request.method === 'HEAD' ? 'HEAD' : 'GET',
-      referrer: headerText(request.headers.referer),
-      userAgent: headerText(request.headers['user-agent']),
-      ip: clientIp(request.ip),
-    };
-    clicks.record(event);
+    clicks.record(clickFrom(code, request.method, request.headers, request.ip));
   }
 
   function answer(request: FastifyRequest, reply: FastifyReply, code: string, link: Link | null): Promise<void> | void {
@@ -67,6 +46,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
     const decision = decideRedirect(link, Date.now(), rawQuery, maxAge);
     switch (decision.kind) {
       case 'not_found':
+        notFoundThrottle.notFound(request.ip);
         return sendNotFound(reply);
       case 'gone':
         return sendGone(reply, decision.fallbackUrl);
@@ -110,13 +90,25 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
           308: { description: 'Permanent redirect, method kept', headers: ['Location', 'Cache-Control'] },
           404: { description: 'Unknown code (HTML page, no Location)', contentType: 'text/html', schema: Type.String() },
           410: { description: 'Expired, visit limit reached or disabled (HTML page)', contentType: 'text/html', schema: Type.String() },
+          429: {
+            description: 'The client drew too many unknown codes (RATE_LIMIT_404_PER_MINUTE): every redirect is refused until the window ends',
+            contentType: 'text/html', schema: Type.String(), headers: ['Retry-After'],
+          },
         },
       },
     },
   }, (request, reply) => {
     const { code } = request.params;
+    const wait = notFoundThrottle.retryAfter(request.ip);
+    if (wait > 0) {
+      void reply.code(429).type(HTML).header('Retry-After', String(wait)).header('Cache-Control', NO_STORE).send(tooManyNotFoundPage());
+      return;
+    }
     if (code.endsWith('+')) return preview(reply, code.slice(0, -1));
-    if (!ALIAS_PATTERN.test(code)) return sendNotFound(reply);
+    if (!ALIAS_PATTERN.test(code)) {
+      notFoundThrottle.notFound(request.ip);
+      return sendNotFound(reply);
+    }
     const cached = links.peek(code);
     if (cached !== undefined) return answer(request, reply, code, cached);
     return links.resolve(code).then((link) => answer(request, reply, code, link));
