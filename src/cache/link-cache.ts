@@ -61,7 +61,7 @@ export class LinkCache {
     this.entries.delete(code);
     this.entries.set(code, entry);
     this.stats.hits += 1;
-    if (left < this.refreshWindowMs && !this.inflight.has(code)) {
+    if (left <= this.refreshWindowMs && !this.inflight.has(code)) {
       this.stats.refreshes += 1;
       void this.startLoad(code).catch(() => undefined);
     }
@@ -140,9 +140,9 @@ export class LinkCache {
 
   private async refreshRemote(code: string, generation: string): Promise<void> {
     try {
-      const link = await this.loadFromStore(code);
-      this.fillRemote(code, link, generation);
-      this.store(code, link);
+      // Only the shared entry is renewed: the local copy is short-lived anyway, and a
+      // change never travels this way (invalidations do that).
+      this.fillRemote(code, await this.loadFromStore(code), generation);
     } catch (error) {
       this.options.onRemoteError?.(error);
     }
