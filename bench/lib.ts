@@ -1,0 +1,138 @@
+/** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import autocannon from 'autocannon';
+
+export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+// Targets alternate round by round and medians are compared, so a slow spell of this
+// shared machine hits every side instead of skewing the ratio.
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+export const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+
+export interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Answers that were neither 2xx nor 3xx. */
+  bad: number;
+  errors: number;
+}
+
+export async function waitForHttp(url: string, child?: ChildProcess): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt += 1) {
+    if (child !== undefined && child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${url}`);
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+export function combine(results: readonly Result[]): Result {
+  return {
+    name: results[0]?.name ?? '',
+    rps: Math.round(median(results.map((result) => result.rps))),
+    p50: median(results.map((result) => result.p50)),
+    p99: median(results.map((result) => result.p99)),
+    bad: results.reduce((sum, result) => sum + result.bad, 0),
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+  };
+}
+
+/** Uniformly random codes from `codes` for SECONDS (after a 2 s warm-up when asked). */
+export async function drive(name: string, port: number, codes: readonly string[], warmUp: boolean): Promise<Result> {
+  const run = (duration: number) =>
+    autocannon({
+      url: `http://127.0.0.1:${port}`,
+      connections: CONNECTIONS,
+      duration,
+      requests: [{ setupRequest: (request) => ({ ...request, path: `/${codes[Math.floor(Math.random() * codes.length)]}` }) }],
+    });
+  if (warmUp) await run(2);
+  const result = await run(SECONDS);
+  return {
+    name,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    bad: result.non2xx - (result['3xx'] ?? 0),
+    errors: result.errors + result.timeouts,
+  };
+}
+
+/** Runs every target once per round, in turn, and returns each target's medians. */
+export async function alternate(targets: readonly { name: string; port: number }[], codes: readonly string[]): Promise<Result[]> {
+  const rounds = targets.map(() => [] as Result[]);
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const line: string[] = [];
+    for (const [index, target] of targets.entries()) {
+      const result = await drive(target.name, target.port, codes, round === 0);
+      rounds[index]?.push(result);
+      line.push(`${target.name} ${result.rps}`);
+    }
+    console.log(`round ${round + 1}: ${line.join(', ')} req/s`);
+  }
+  return rounds.map(combine);
+}
+
+export function printTable(title: string, results: readonly Result[]): void {
+  console.log(`\n${title}\n`);
+  console.log(`${'target'.padEnd(44)}  req/s     p50 ms   p99 ms   bad   errors`);
+  for (const r of results) {
+    console.log(
+      `${r.name.padEnd(44)} ${String(r.rps).padStart(7)} ${String(r.p50).padStart(9)} ${String(r.p99).padStart(8)} ${String(r.bad).padStart(5)} ${String(r.errors).padStart(8)}`,
+    );
+  }
+}
+
+/** Starts the built Shunt (`dist/`) with `env`; resolves once it answers /healthz. */
+export async function startBuiltShunt(port: number, env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['dist/cli/main.js', 'start'], {
+    env: { ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN_KEY, RATE_LIMIT_KEY_PER_MINUTE: '10000000', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, child);
+  return child;
+}
+
+export async function stop(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Creates `count` links through the bulk API; returns [code, url] pairs. */
+export async function createLinks(port: number, count: number): Promise<[string, string][]> {
+  const pairs: [string, string][] = [];
+  for (let start = 0; start < count; start += 1000) {
+    const items = Array.from({ length: Math.min(1000, count - start) }, (_, i) => ({ url: `https://example.com/page/${start + i}?ref=bench` }));
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/links/bulk`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ links: items }),
+    });
+    const body = (await response.json()) as { items: { link?: { code: string; url: string } }[] };
+    for (const item of body.items) if (item.link !== undefined) pairs.push([item.link.code, item.link.url]);
+  }
+  if (pairs.length !== count) throw new Error(`created ${pairs.length} of ${count} links`);
+  return pairs;
+}
+
+/** The bare node:http + Map ceiling, as its own process (`workers` > 1: node:cluster). */
+export async function startBare(pairs: readonly [string, string][], workers = 1): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts', String(workers)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = new Promise<number>((resolve) => child.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  child.stdin?.end(JSON.stringify(pairs));
+  return { child, port: await port };
+}
