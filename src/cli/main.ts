@@ -10,12 +10,13 @@ import { KEY_ROLES, type KeyRole } from '../keys/api-key.js';
 import { isAppError } from '../shared/errors.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
-import { serve } from '../server/serve.js';
+import { start } from '../server/cluster.js';
 
 const USAGE = `Usage: shunt <command>
 
 Commands:
-  start                              run Shunt (embedded store unless DATABASE_URL is set)
+  start [--workers N]                run Shunt (embedded store unless DATABASE_URL is set);
+                                     --workers overrides WORKERS (processes sharing the port)
   migrate                            apply database migrations and exit
   keys create --name N [--role R]    create an API key (role: admin or member; default member)
   keys list                          list API keys
@@ -83,25 +84,49 @@ async function keysCommand(config: Config, args: string[]): Promise<number> {
   });
 }
 
+/**
+ * `start`'s options, as environment overrides: `--workers N` stands for WORKERS=N, so that
+ * config validates it like the variable. A string is a usage error to print.
+ */
+function startOverrides(args: string[]): Record<string, string> | string {
+  let values: { workers?: string | undefined };
+  try {
+    ({ values } = parseArgs({ args, options: { workers: { type: 'string' } }, strict: true, allowPositionals: false }));
+  } catch (error) {
+    // `--workers` with nothing after it is a bad value, reported with the others below.
+    if ((error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return { WORKERS: '' };
+    return (error as Error).message;
+  }
+  return values.workers === undefined ? {} : { WORKERS: values.workers };
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined || command === 'help' || command === '--help') {
     out(USAGE);
     return command === undefined ? 2 : 0;
   }
+  const overrides = command === 'start' ? startOverrides(args) : {};
+  if (typeof overrides === 'string') {
+    err(`${overrides}\n\n${USAGE}`);
+    return 2;
+  }
   let config: Config;
   try {
-    config = loadConfig();
+    if (overrides.WORKERS?.trim() === '') throw new ConfigError(['--workers: needs a value']);
+    config = loadConfig({ ...process.env, ...overrides });
   } catch (error) {
     if (error instanceof ConfigError) {
-      err(error.message);
+      // A bad value given on the command line is named as the user typed it.
+      const problems = 'WORKERS' in overrides ? error.problems.map((p) => p.replace(/^WORKERS:/, '--workers:')) : error.problems;
+      err(new ConfigError(problems).message);
       return 78; // EX_CONFIG
     }
     throw error;
   }
   switch (command) {
     case 'start':
-      await serve(config, err);
+      await start(config, err);
       return -1;
     case 'migrate': {
       const applied = await withDatabase(config, (db) => migrate(db));

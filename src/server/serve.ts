@@ -1,17 +1,45 @@
 /** Runs Shunt until SIGTERM/SIGINT, then drains and exits 0. */
+import cluster from 'node:cluster';
 import type { Config } from '../config/config.js';
-import { createRuntime } from './runtime.js';
+import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 
-export async function serve(config: Config, print: (line: string) => void): Promise<void> {
-  const runtime = await createRuntime(config);
-  const { logger } = runtime;
-  if (runtime.createdAdmin !== null) {
-    print(
-      `\nAn admin API key was created. It is shown only this once; store it now:\n\n  ${runtime.createdAdmin.secret}\n\n` +
-        `Use it as: Authorization: Bearer <key>\n`,
-    );
+export function printCreatedAdmin(print: (line: string) => void, secret: string): void {
+  print(
+    `\nAn admin API key was created. It is shown only this once; store it now:\n\n  ${secret}\n\n` +
+      `Use it as: Authorization: Bearer <key>\n`,
+  );
+}
+
+/**
+ * A cluster worker's IPC channel keeps it alive: once drained (or failed), it lets go, so
+ * that it exits with its exit code like a lone process, and its primary sees a planned exit.
+ */
+export function leaveCluster(): void {
+  if (cluster.isWorker && cluster.worker?.isConnected() === true) cluster.worker.disconnect();
+}
+
+export async function serve(config: Config, print: (line: string) => void, options: RuntimeOptions = {}): Promise<void> {
+  // The runtime closes only a bus it used (Redis wins over a given one), and an unclosed
+  // cluster bus keeps its IPC channel, and so the process, alive.
+  const closeGivenBus = (): Promise<void> => options.invalidation?.close() ?? Promise.resolve();
+  let runtime: Runtime;
+  try {
+    runtime = await createRuntime(config, options);
+  } catch (error) {
+    await closeGivenBus();
+    throw error;
   }
-  const address = await runtime.built.app.listen({ host: config.host, port: config.port });
+  const { logger } = runtime;
+  if (runtime.createdAdmin !== null) printCreatedAdmin(print, runtime.createdAdmin.secret);
+  let address: string;
+  try {
+    address = await runtime.built.app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    // An open pool and timers would keep a process that cannot serve alive for no one.
+    await runtime.close().catch(() => undefined);
+    await closeGivenBus();
+    throw error;
+  }
   logger.info({ address, role: config.role, store: runtime.db.kind, baseUrl: config.baseUrl.href }, 'shunt listening');
 
   let stopping = false;
@@ -24,7 +52,7 @@ export async function serve(config: Config, print: (line: string) => void): Prom
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
-    runtime.close().then(
+    runtime.close().then(closeGivenBus).then(
       () => {
         logger.info('stopped');
         logger.flush();
@@ -35,8 +63,12 @@ export async function serve(config: Config, print: (line: string) => void): Prom
         logger.flush();
         process.exitCode = 1;
       },
-    );
+    ).finally(leaveCluster);
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // A cluster worker can get the same signal twice (from the terminal's process group and
+  // from the primary that forwards it): the second must not kill it mid-drain.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    if (cluster.isWorker) process.on(signal, () => stop(signal));
+    else process.once(signal, () => stop(signal));
+  }
 }

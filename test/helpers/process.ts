@@ -36,9 +36,10 @@ export function runShunt(args: string[], env: Record<string, string>): ShuntProc
   return { child, port, url: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
 }
 
-export async function startShunt(env: Record<string, string>): Promise<ShuntProcess> {
+/** `shunt start [args]` on a free port, once /readyz answers 200. */
+export async function startShunt(env: Record<string, string>, args: string[] = []): Promise<ShuntProcess> {
   const port = await freePort();
-  const shunt = runShunt(['start'], { PORT: String(port), ...env });
+  const shunt = runShunt(['start', ...args], { PORT: String(port), ...env });
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (shunt.child.exitCode !== null) throw new Error(`shunt exited early (${shunt.child.exitCode}): ${shunt.stderr()}`);
