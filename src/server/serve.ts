@@ -52,6 +52,11 @@ export async function serve(config: Config, print: (line: string) => void, optio
       process.exit(1);
     }, config.shutdownTimeoutMs);
     deadline.unref();
+    // Closing the server closes the keep-alive connections idle at that moment only: one
+    // busy then would, once its response is sent, stay open for KEEP_ALIVE_TIMEOUT_MS (a load
+    // balancer keeps it pooled) and hold the drain past the deadline. Node reads this value
+    // as each response finishes, so those connections now close right after their response.
+    runtime.built.app.server.keepAliveTimeout = 1;
     runtime.close().then(closeGivenBus).then(
       () => {
         logger.info('stopped');
