@@ -65,6 +65,8 @@ export interface Config {
     readonly keepAliveTimeoutMs: number;
   };
   readonly shutdownTimeoutMs: number;
+  /** On SIGTERM, readiness is red this long before the server stops taking requests. */
+  readonly shutdownDelayMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -256,6 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
       keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1000, 600_000),
     },
     shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    shutdownDelayMs: read.int('SHUTDOWN_DELAY_MS', 0, 0, 600_000),
     logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
   if (read.problems.length > 0) throw new ConfigError(read.problems);

@@ -163,6 +163,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         draining = true;
+        // Load balancers that poll /readyz (Kubernetes) stop sending new requests during
+        // this delay; the instance keeps serving until then.
+        if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
         await built.app.close();
         await clicks.close();
         await bus.close();

@@ -91,4 +91,30 @@ describe('a Shunt process', () => {
       await db.close();
     }
   });
+
+  test('SIGTERM with SHUTDOWN_DELAY_MS: readiness goes red while redirects are still served', async () => {
+    const dataDir = tempDir();
+    const shunt = await startShunt({ DATA_DIR: dataDir, ADMIN_API_KEY: ADMIN, SHUTDOWN_DELAY_MS: '3000' });
+    try {
+      const created = await fetch(`${shunt.url}/api/v1/links`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: 'https://example.com/delay' }),
+      });
+      const { code } = (await created.json()) as { code: string };
+      assert.equal((await fetch(`${shunt.url}/readyz`)).status, 200);
+      shunt.child.kill('SIGTERM');
+      let ready = 200;
+      for (let attempt = 0; attempt < 50 && ready === 200; attempt += 1) {
+        ready = (await fetch(`${shunt.url}/readyz`)).status;
+        if (ready === 200) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(ready, 503, 'readiness is red during the delay');
+      const redirect = await fetch(`${shunt.url}/${code}`, { redirect: 'manual' });
+      assert.equal(redirect.status, 302, 'requests are still served during the delay');
+      assert.equal(await shunt.exited, 0);
+    } finally {
+      shunt.child.kill('SIGKILL');
+    }
+  });
 });

@@ -57,6 +57,7 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(config.clicks, { flushIntervalMs: 1000, batchSize: 500 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
+    assert.equal(config.shutdownDelayMs, 0);
     assert.equal(config.logLevel, 'info');
   });
 
@@ -129,6 +130,7 @@ describe('loadConfig: every variable is parsed', () => {
     PERMANENT_REDIRECT_MAX_AGE: '0',
     KEEP_ALIVE_TIMEOUT_MS: '5000',
     SHUTDOWN_TIMEOUT_MS: '30000',
+    SHUTDOWN_DELAY_MS: '5000',
     LOG_LEVEL: 'debug',
   };
 
@@ -157,6 +159,7 @@ describe('loadConfig: every variable is parsed', () => {
       clicks: { flushIntervalMs: 250, batchSize: 50 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,
+      shutdownDelayMs: 5000,
       logLevel: 'debug',
     };
     const { baseUrl, ...rest } = config;
