@@ -37,10 +37,10 @@ if (cluster.isPrimary) {
         let listening = 0;
         for (let i = 0; i < workers; i += 1) {
           const worker = cluster.fork({ BARE_PORT: String(port) });
-          worker.send(input);
-          worker.on('message', () => {
-            listening += 1;
-            if (listening === workers) process.stdout.write(`${port}\n`);
+          // The worker asks for the codes once it can hear the answer, then says it listens.
+          worker.on('message', (message: string) => {
+            if (message === 'ready') worker.send(input);
+            else if (++listening === workers) process.stdout.write(`${port}\n`);
           });
         }
       });
@@ -54,4 +54,5 @@ if (cluster.isPrimary) {
   process.once('message', (input: string) => {
     serve(new Map(JSON.parse(input) as [string, string][]), Number(process.env.BARE_PORT), () => process.send?.('listening'));
   });
+  process.send?.('ready');
 }

@@ -136,3 +136,20 @@ export async function startBare(pairs: readonly [string, string][], workers = 1)
   child.stdin?.end(JSON.stringify(pairs));
   return { child, port: await port };
 }
+
+/** Removes the keys a benchmark left in the shared Redis under its own prefix. */
+export async function dropRedisKeys(prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

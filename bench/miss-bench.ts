@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import pg from 'pg';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { CONNECTIONS, drive, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
+import { CONNECTIONS, drive, dropRedisKeys, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
 
 const LINKS = Number(process.env.BENCH_LINKS ?? 1_000_000);
 const POOL = Number(process.env.BENCH_POOL ?? 10);
@@ -41,10 +41,10 @@ async function rawLookups(url: string, codes: readonly string[]): Promise<Result
 }
 
 const database = await createPostgresDatabase();
+const prefix = `bench-miss-${process.pid}`;
 let shunt: ChildProcess | undefined;
 try {
   const port = await freePort();
-  const prefix = `bench-miss-${process.pid}`;
   shunt = await startBuiltShunt(port, {
     DATABASE_URL: database.url,
     DATABASE_POOL_SIZE: String(POOL),
@@ -77,4 +77,5 @@ try {
 } finally {
   await stop(shunt);
   await database.drop();
+  await dropRedisKeys(prefix);
 }

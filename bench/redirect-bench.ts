@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { alternate, CONNECTIONS, createLinks, printTable, ROUNDS, SECONDS, startBare, startBuiltShunt, stop } from './lib.js';
+import { alternate, dropRedisKeys, CONNECTIONS, createLinks, printTable, ROUNDS, SECONDS, startBare, startBuiltShunt, stop } from './lib.js';
 
 const LINKS = Number(process.env.BENCH_LINKS ?? 1000);
 const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'embedded';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'shunt-bench-'));
+const redisPrefix = `bench-${process.pid}`;
 const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
 let shunt: ChildProcess | undefined;
 let bare: ChildProcess | undefined;
@@ -26,7 +27,7 @@ try {
   shunt = await startBuiltShunt(port, {
     DATA_DIR: dataDir,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    ...(database === null ? {} : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: `bench-${process.pid}`, WORKERS: '1' }),
+    ...(database === null ? {} : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix, WORKERS: '1' }),
   });
   const pairs = await createLinks(port, LINKS);
   const started = await startBare(pairs);
@@ -45,5 +46,6 @@ try {
   await stop(bare);
   await stop(shunt);
   await database?.drop();
+  if (database !== null) await dropRedisKeys(redisPrefix);
   rmSync(dataDir, { recursive: true, force: true });
 }
