@@ -1,13 +1,12 @@
 /** The click a redirect hands off: built from the request as it arrived, nothing looked up. */
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
-import type { ClickEvent } from '../clicks/click-event.js';
-
-const MAX_HEADER_KEPT = 1024;
+import { MAX_CLICK_HEADER_LENGTH, type IdentifiedClickEvent } from '../clicks/click-event.js';
+import { uuidv7 } from '../shared/uuid-v7.js';
 
 function headerText(value: string | string[] | undefined): string | null {
   if (typeof value !== 'string' || value === '') return null;
-  return value.length > MAX_HEADER_KEPT ? value.slice(0, MAX_HEADER_KEPT) : value;
+  return value.length > MAX_CLICK_HEADER_LENGTH ? value.slice(0, MAX_CLICK_HEADER_LENGTH) : value;
 }
 
 /** A forwarded address is client input: store it only if it is an IP (zone dropped). */
@@ -16,8 +15,10 @@ function clientIp(ip: string | undefined): string | null {
   return isIP(address) === 0 ? null : address;
 }
 
-export function clickFrom(code: string, method: string, headers: IncomingHttpHeaders, ip: string | undefined): ClickEvent {
+/** The id is given here, once, so every retry downstream carries the same one. */
+export function clickFrom(code: string, method: string, headers: IncomingHttpHeaders, ip: string | undefined): IdentifiedClickEvent {
   return {
+    id: uuidv7(),
     code,
     at: new Date(),
     method: method === 'HEAD' ? 'HEAD' : 'GET',
