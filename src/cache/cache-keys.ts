@@ -10,6 +10,8 @@ export interface CacheKeys {
   linkGeneration(code: string): string;
   rateLimit(bucket: string, windowStart: number): string;
   readonly invalidationChannel: string;
+  /** Clients refused on the redirect path, announced to every instance. */
+  readonly throttleChannel: string;
 }
 
 export function cacheKeys(prefix: string): CacheKeys {
@@ -19,5 +21,6 @@ export function cacheKeys(prefix: string): CacheKeys {
     linkGeneration: (code) => `${base}:link-gen:${code}`,
     rateLimit: (bucket, windowStart) => `${base}:rl:${bucket}:${windowStart}`,
     invalidationChannel: `${base}:invalidate`,
+    throttleChannel: `${base}:throttle`,
   };
 }

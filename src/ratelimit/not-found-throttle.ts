@@ -9,6 +9,12 @@ import type { RateLimiter } from './rate-limiter.js';
 /** Clients refused at once; beyond this, the oldest are forgotten (they are counted again). */
 const MAX_BLOCKED = 100_000;
 
+/** Shares blocks between instances (Redis pub/sub); without it, each instance blocks alone. */
+export interface ThrottleBroadcast {
+  publish(ip: string, untilMs: number): void;
+  onBlock(handler: (ip: string, untilMs: number) => void): void;
+}
+
 export class NotFoundThrottle {
   private readonly blocked = new Map<string, number>();
 
@@ -16,7 +22,10 @@ export class NotFoundThrottle {
     private readonly limiter: RateLimiter,
     private readonly limitPerMinute: number,
     private readonly now: () => number = Date.now,
-  ) {}
+    private readonly broadcast?: ThrottleBroadcast,
+  ) {
+    broadcast?.onBlock((ip, untilMs) => this.block(ip, untilMs));
+  }
 
   /** Seconds the client must wait, or 0 when it may be answered. */
   retryAfter(ip: string): number {
@@ -36,14 +45,21 @@ export class NotFoundThrottle {
     this.limiter.consume(`404:${ip}`, this.limitPerMinute).then(
       (verdict) => {
         if (verdict.allowed) return;
-        this.blocked.delete(ip);
-        this.blocked.set(ip, this.now() + verdict.resetSeconds * 1000);
-        if (this.blocked.size > MAX_BLOCKED) {
-          const oldest = this.blocked.keys().next();
-          if (oldest.done !== true) this.blocked.delete(oldest.value);
-        }
+        const untilMs = this.now() + verdict.resetSeconds * 1000;
+        this.block(ip, untilMs);
+        this.broadcast?.publish(ip, untilMs);
       },
       () => undefined,
     );
+  }
+
+  private block(ip: string, untilMs: number): void {
+    if ((this.blocked.get(ip) ?? 0) >= untilMs) return;
+    this.blocked.delete(ip);
+    this.blocked.set(ip, untilMs);
+    if (this.blocked.size > MAX_BLOCKED) {
+      const oldest = this.blocked.keys().next();
+      if (oldest.done !== true) this.blocked.delete(oldest.value);
+    }
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Rate limits shared by every instance: one atomic script per check (increment the
- * window's counter, set its expiry on first use, report count and time left). While Redis
+ * window's counter, set its expiry on first use, report the count). While Redis
  * is unreachable the per-instance limiter answers, so limits loosen to per-instance ones
  * instead of failing requests; they are shared again as soon as Redis is back.
  */
@@ -12,7 +12,7 @@ const CONSUME = new LuaScript(
   'rate-limit-consume',
   `local count = redis.call('INCR', KEYS[1])
    if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-   return {count, redis.call('PTTL', KEYS[1])}`,
+   return count`,
 );
 
 export class RedisRateLimiter implements RateLimiter {
@@ -29,16 +29,17 @@ export class RedisRateLimiter implements RateLimiter {
     const now = this.now();
     const windowStart = now - (now % RATE_LIMIT_WINDOW_MS);
     let count: number;
-    let ttlMs: number;
     try {
-      [count, ttlMs] = (await this.redis.run((r) =>
+      count = (await this.redis.run((r) =>
         CONSUME.run(r, [this.keys.rateLimit(bucket, windowStart)], [RATE_LIMIT_WINDOW_MS]),
-      )) as [number, number];
+      )) as number;
     } catch {
       this.fallbacks += 1;
       return this.fallback.consume(bucket, limit);
     }
-    const resetMs = ttlMs > 0 ? ttlMs : windowStart + RATE_LIMIT_WINDOW_MS - now;
+    // The key names its window, so the budget comes back when that window ends: not a
+    // minute after the key's first use, which is what the key's TTL would say.
+    const resetMs = windowStart + RATE_LIMIT_WINDOW_MS - now;
     return {
       allowed: count <= limit,
       limit,

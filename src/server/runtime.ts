@@ -26,6 +26,7 @@ import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
 import { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
 import { RedisRateLimiter } from '../ratelimit/redis-rate-limiter.js';
+import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js';
 import { RedisConnection } from '../redis/redis-connection.js';
 import { isDataError, openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
@@ -147,7 +148,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       keys,
       clicks,
       rateLimiter,
-      notFoundThrottle: new NotFoundThrottle(rateLimiter, config.rateLimits.notFoundPerMinute),
+      notFoundThrottle: new NotFoundThrottle(
+        rateLimiter,
+        config.rateLimits.notFoundPerMinute,
+        Date.now,
+        redis === null ? undefined : new RedisThrottleBroadcast(redis, redisKeys.throttleChannel),
+      ),
       idempotency: new IdempotencyStore(db),
       metrics,
       readiness: {
