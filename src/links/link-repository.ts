@@ -87,8 +87,9 @@ export class LinkRepository {
     return toLink(result.rows[0] as LinkRow);
   }
 
-  async findByCode(code: string): Promise<Link | null> {
-    const result = await this.db.query<LinkRow>(`SELECT ${COLUMNS} FROM links WHERE code = $1`, [code]);
+  /** `from`: where to read; a read replica on the redirect path. */
+  async findByCode(code: string, from: Queryable = this.db): Promise<Link | null> {
+    const result = await from.query<LinkRow>(`SELECT ${COLUMNS} FROM links WHERE code = $1`, [code]);
     const row = result.rows[0];
     return row === undefined ? null : toLink(row);
   }

@@ -50,13 +50,18 @@ export class LinkService {
     private readonly cache: LinkCache,
     private readonly policy: DestinationPolicy,
     private readonly now: () => Date = () => new Date(),
+    /**
+     * Called after each committed change; returns where the primary's WAL stood after it
+     * (null without replicas), which travels with the invalidation.
+     */
+    private readonly afterWrite: (code: string) => Promise<string | null> = () => Promise.resolve(null),
   ) {}
 
   async create(input: LinkInput, actor: Actor): Promise<Link> {
     const link = this.validateNew(input, actor);
     if (input.alias !== undefined) {
       try {
-        return this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
+        return await this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
       } catch (error) {
         if (isUniqueViolation(error)) {
           throw new AppError('alias_taken', {
@@ -70,7 +75,7 @@ export class LinkService {
     for (let attempt = 1; ; attempt += 1) {
       const code = await this.codes.next();
       try {
-        return this.created(await this.links.insert({ ...link, code, customAlias: false }));
+        return await this.created(await this.links.insert({ ...link, code, customAlias: false }));
       } catch (error) {
         if (!isUniqueViolation(error) || attempt >= MAX_GENERATED_CODE_ATTEMPTS) throw error;
       }
@@ -108,14 +113,14 @@ export class LinkService {
         detail: `The link has changed since version ${expectedVersion ?? current.version}; fetch it again`,
       });
     }
-    this.cache.invalidate(code);
+    this.cache.invalidate(code, await this.afterWrite(code));
     return updated;
   }
 
   async delete(code: string, actor: Actor): Promise<void> {
     await this.get(code, actor);
     if (!(await this.links.delete(code))) throw linkNotFound(code);
-    this.cache.invalidate(code);
+    this.cache.invalidate(code, await this.afterWrite(code));
   }
 
   /** A cached answer with no I/O (undefined on a miss): the redirect path's fast lane. */
@@ -132,9 +137,9 @@ export class LinkService {
     return this.links.consumeVisit(link.id);
   }
 
-  private created(link: Link): Link {
+  private async created(link: Link): Promise<Link> {
     // Clears a negative entry left by someone who tried the code before it existed.
-    this.cache.invalidate(link.code);
+    this.cache.invalidate(link.code, await this.afterWrite(link.code));
     return link;
   }
 

@@ -6,6 +6,8 @@ export interface MetricSources {
   /** Null when there is no Redis tier. */
   redisTierStats: () => { hits: number; misses: number; errors: number; pendingInvalidations: number; droppedInvalidations: number } | null;
   redisStats: () => { failures: number; shortCircuited: number; state: 'closed' | 'open' | 'half-open' } | null;
+  /** Null without read replicas. */
+  replicaStats: () => { replicaReads: number; primaryReads: number; fencedReads: number } | null;
   clickBuffer: () => number;
   dbPool: () => { total: number; idle: number; waiting: number };
 }
@@ -115,6 +117,20 @@ export class Metrics {
         if (redis === null) return;
         this.inc({ kind: 'failed' }, redis.failures);
         this.inc({ kind: 'short_circuited' }, redis.shortCircuited);
+      },
+    });
+    new Counter({
+      name: 'shunt_link_reads_total',
+      help: 'Link lookups of the redirect path by where they were answered, with read replicas configured',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        const stats = sources.replicaStats();
+        this.reset();
+        if (stats === null) return;
+        this.inc({ target: 'replica' }, stats.replicaReads);
+        this.inc({ target: 'primary' }, stats.primaryReads);
+        this.inc({ target: 'fence_checked' }, stats.fencedReads);
       },
     });
     new Gauge({

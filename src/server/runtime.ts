@@ -30,6 +30,8 @@ import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js
 import { RedisConnection } from '../redis/redis-connection.js';
 import { isDataError, openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
+import { ReplicaRouter } from '../storage/replica-router.js';
+import { currentWalLsn } from '../storage/wal.js';
 
 export interface Runtime {
   config: Config;
@@ -55,6 +57,7 @@ export interface RuntimeOptions {
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger(config);
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize });
+  const replicas: Database[] = [];
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -92,24 +95,49 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
             onError: (error, operation) => logger.debug({ err: error, operation }, 'redis cache operation failed'),
           });
     const bus: InvalidationBus = redisTier ?? options.invalidation ?? new LocalInvalidationBus();
+    // Read replicas answer the redirect path's lookups; writes and the API stay on the primary.
+    const router =
+      config.database.replicaUrls.length === 0
+        ? null
+        : await ReplicaRouter.create(db, await openReplicas(config, replicas), {
+            onReplicaError: (error, replica) => logger.warn({ err: error, replica }, 'read replica failed; reading from the primary'),
+          });
     const cache = new LinkCache({
-      load: (code) => linkRepository.findByCode(code),
+      load: (code) => (router === null ? linkRepository.findByCode(code) : router.read(code, (from) => linkRepository.findByCode(code, from), (link) => link !== null)),
       ...(redisTier === null ? {} : { remote: redisTier }),
       bus,
       maxEntries: config.cache.maxEntries,
       ttlMs: config.cache.ttlSeconds * 1000,
     });
-    bus.onMessage((message) => cache.drop(message.code));
+    bus.onMessage((message) => {
+      router?.noteWrite(message.code, message.lsn);
+      cache.drop(message.code);
+    });
     // Messages may have been missed while the channel was down: forget every local copy.
     bus.onResync(() => cache.clear());
     const memoryLimiter = new MemoryRateLimiter();
     const rateLimiter: RateLimiter = redis === null ? memoryLimiter : new RedisRateLimiter(redis, memoryLimiter, redisKeys);
-    const links = new LinkService(linkRepository, codes, cache, {
-      maxUrlLength: config.destinations.maxUrlLength,
-      blockedDomains: config.destinations.blockedDomains,
-      ownHosts: [config.baseUrl.hostname],
-      allowPrivateAddresses: config.destinations.allowPrivateAddresses,
-    });
+    const links = new LinkService(
+      linkRepository,
+      codes,
+      cache,
+      {
+        maxUrlLength: config.destinations.maxUrlLength,
+        blockedDomains: config.destinations.blockedDomains,
+        ownHosts: [config.baseUrl.hostname],
+        allowPrivateAddresses: config.destinations.allowPrivateAddresses,
+      },
+      undefined,
+      router === null
+        ? undefined
+        : async (code) => {
+            // This instance's own fence is set before the change is acknowledged; other
+            // instances get it with the invalidation.
+            const lsn = await currentWalLsn(db);
+            router.noteWrite(code, lsn);
+            return lsn;
+          },
+    );
 
     // Sources are read at scrape time, so the recorder may be created after the registry.
     const metrics = new Metrics(
@@ -117,6 +145,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         cacheStats: () => ({ ...cache.stats, entries: cache.size }),
         redisTierStats: () => redisTier?.stats ?? null,
         redisStats: () => (redis === null ? null : { ...redis.stats, state: redis.breaker.state }),
+        replicaStats: () => router?.stats ?? null,
         clickBuffer: () => clicks.buffered,
         dbPool: () => db.poolStats(),
       },
@@ -176,12 +205,22 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         await clicks.close();
         await bus.close();
         await redis?.close();
+        await Promise.all(replicas.map((replica) => replica.close()));
         await db.close();
       })());
 
     return { config, db, logger, deps, built, createdAdmin, close };
   } catch (error) {
+    await Promise.all(replicas.map((replica) => replica.close().catch(() => undefined)));
     await db.close().catch(() => undefined);
     throw error;
   }
+}
+
+/** Opens each replica into `into` (so a failure part-way still closes the ones opened). */
+async function openReplicas(config: Config, into: Database[]): Promise<Database[]> {
+  for (const url of config.database.replicaUrls) {
+    into.push(await openDatabase({ url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, applicationName: 'shunt-replica-reader' }));
+  }
+  return into;
 }
