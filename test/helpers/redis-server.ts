@@ -65,11 +65,11 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     kill,
     restart: launch,
     pause: () => {
-      (child as ChildProcess | null)?.kill('SIGSTOP');
+      (child)?.kill('SIGSTOP');
       paused = true;
     },
     resume: () => {
-      (child as ChildProcess | null)?.kill('SIGCONT');
+      (child)?.kill('SIGCONT');
       paused = false;
     },
     stop: async () => {
