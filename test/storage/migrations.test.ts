@@ -6,7 +6,7 @@ import { BACKENDS, backendTestOptions, createPostgresDatabase } from '../helpers
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** An empty database of the backend: PGlite in memory, or a new PostgreSQL database. */
-const CORE_TABLES = ['api_keys', 'clicks', 'idempotency_keys', 'links', 'schema_migrations', 'settings'];
+const CORE_TABLES = ['api_keys', 'clicks', 'idempotency_keys', 'links', 'schema_migrations', 'settings', 'visitor_salts'];
 
 async function tables(db: Database): Promise<string[]> {
   const result = await db.query<{ name: string }>(
