@@ -128,14 +128,22 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         allowPrivateAddresses: config.destinations.allowPrivateAddresses,
       },
       undefined,
-      router === null
+      // On PostgreSQL every change carries the WAL position, even on instances without
+      // replicas: other instances (a redirect tier) may read from them.
+      db.kind === 'embedded'
         ? undefined
         : async (code) => {
-            // This instance's own fence is set before the change is acknowledged; other
-            // instances get it with the invalidation.
-            const lsn = await currentWalLsn(db);
-            router.noteWrite(code, lsn);
-            return lsn;
+            try {
+              const lsn = await currentWalLsn(db);
+              // This instance's own fence is set before the change is acknowledged; other
+              // instances get it with the invalidation.
+              router?.noteWrite(code, lsn);
+              return lsn;
+            } catch (error) {
+              // The change is committed: it must be acknowledged and invalidated all the same.
+              logger.warn({ err: error, code }, 'could not read the WAL position after a change');
+              return null;
+            }
           },
     );
 

@@ -86,21 +86,36 @@ export class ReplicaRouter {
     if (index === null || replica === undefined) return this.fromPrimary(work);
     const codeFence = this.fences.get(code) ?? 0n;
     const fence = codeFence > this.floor ? codeFence : this.floor;
+    let answer: { result: T } | null;
     try {
-      if (fence > 0n) {
-        this.stats.fencedReads += 1;
-        const replayed = await this.replayPosition(replica, index);
-        this.forgetPassedFences(code, codeFence);
-        if (replayed < fence) return await this.fromPrimary(work);
-      }
-      const result = await work(replica);
-      this.stats.replicaReads += 1;
-      return trust(result) ? result : await this.fromPrimary(work);
+      answer = await this.fromReplica(replica, index, code, codeFence, fence, work);
     } catch (error) {
       this.downUntil[index] = this.now() + (this.options.retryMs ?? 5000);
       this.options.onReplicaError?.(error, index);
-      return this.fromPrimary(work);
+      answer = null;
     }
+    // Outside the replica's try: a primary error is the caller's, not the replica's fault.
+    return answer !== null && trust(answer.result) ? answer.result : this.fromPrimary(work);
+  }
+
+  /** The replica's answer, or null when it is behind the fence. */
+  private async fromReplica<T>(
+    replica: Database,
+    index: number,
+    code: string,
+    codeFence: bigint,
+    fence: bigint,
+    work: (db: Queryable) => Promise<T>,
+  ): Promise<{ result: T } | null> {
+    if (fence > 0n) {
+      this.stats.fencedReads += 1;
+      const replayed = await this.replayPosition(replica, index);
+      this.forgetPassedFences(code, codeFence);
+      if (replayed < fence) return null;
+    }
+    const result = await work(replica);
+    this.stats.replicaReads += 1;
+    return { result };
   }
 
   private fromPrimary<T>(work: (db: Queryable) => Promise<T>): Promise<T> {
