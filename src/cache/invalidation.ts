@@ -6,7 +6,7 @@
  */
 export interface Invalidation {
   code: string;
-  /** `pg_current_wal_lsn()` after the write's commit; null on stores without WAL (embedded). */
+  /** The primary's WAL insert position after the write's commit; null on stores without WAL (embedded). */
   lsn: string | null;
 }
 
