@@ -80,7 +80,8 @@ export class RedisLinkTier implements RemoteLinkTier, InvalidationBus {
   private readonly resyncHandlers: (() => void)[] = [];
   private readonly retryTimer: NodeJS.Timeout;
   private flushing = false;
-  private subscribedOnce = false;
+  /** The subscriber lost (or never got) its connection since it last subscribed. */
+  private mayHaveMissed = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -93,15 +94,25 @@ export class RedisLinkTier implements RemoteLinkTier, InvalidationBus {
       const message = parseInvalidation(text);
       if (message !== null) for (const handler of this.messageHandlers) handler(message);
     });
-    // Every (re)connection subscribes again; after the first, messages may have been
-    // missed while the connection was down, so local copies must go.
+    // Every (re)connection subscribes again. Messages published while the connection was
+    // down are lost, and so are those published before a first connection that only came
+    // after failed attempts (the instance started while Redis was unreachable, and has
+    // served and cached meanwhile): either way, local copies must go.
+    subscriber.on('close', () => {
+      this.mayHaveMissed = true;
+    });
     subscriber.on('ready', () => {
+      // Taken now: a drop while subscribing sets it again for the next connection.
+      const missed = this.mayHaveMissed;
+      this.mayHaveMissed = false;
       void subscriber.subscribe(channel).then(
         () => {
-          if (this.subscribedOnce) for (const handler of this.resyncHandlers) handler();
-          this.subscribedOnce = true;
+          if (missed) for (const handler of this.resyncHandlers) handler();
         },
-        (error: unknown) => this.options.onError?.(error, 'subscribe'),
+        (error: unknown) => {
+          if (missed) this.mayHaveMissed = true;
+          this.options.onError?.(error, 'subscribe');
+        },
       );
     });
     redis.onRecovered(() => void this.flushPending());
