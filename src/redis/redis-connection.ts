@@ -49,6 +49,7 @@ export class RedisConnection {
   readonly breaker: CircuitBreaker;
   readonly stats: RedisStats = { failures: 0, shortCircuited: 0 };
   private readonly recoveryListeners: (() => void)[] = [];
+  private readonly probeTimer: NodeJS.Timeout;
 
   constructor(options: RedisConnectionOptions) {
     const { logger } = options;
@@ -90,6 +91,12 @@ export class RedisConnection {
     this.commands.on('close', () => {
       if (this.breaker.state === 'closed') this.breaker.failed();
     });
+    // An instance that serves from its own cache may not call Redis for a long time: probe
+    // in the background, so the circuit (and what waits for it) recovers without traffic.
+    this.probeTimer = setInterval(() => {
+      if (this.breaker.state !== 'closed' && this.breaker.allows) this.ping().catch(() => undefined);
+    }, options.breakerCooldownMs);
+    this.probeTimer.unref();
   }
 
   /** True when a command would be attempted now. */
@@ -124,6 +131,7 @@ export class RedisConnection {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.probeTimer);
     await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
     this.commands.disconnect();
     this.subscriber.disconnect();
