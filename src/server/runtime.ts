@@ -210,7 +210,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         // this delay; the instance keeps serving until then.
         if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
         await built.app.close();
+        logger.info({ clicksBuffered: clicks.buffered }, 'drain: requests finished');
         await clicks.close();
+        logger.info('drain: clicks flushed');
         await bus.close();
         await redis?.close();
         await Promise.all(replicas.map((replica) => replica.close()));

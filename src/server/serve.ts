@@ -56,8 +56,28 @@ export async function serve(config: Config, print: (line: string) => void, optio
     // busy then would, once its response is sent, stay open for KEEP_ALIVE_TIMEOUT_MS (a load
     // balancer keeps it pooled) and hold the drain past the deadline. Node reads this value
     // as each response finishes, so those connections now close right after their response.
-    runtime.built.app.server.keepAliveTimeout = 1;
-    runtime.close().then(closeGivenBus).then(
+    const server = runtime.built.app.server;
+    server.keepAliveTimeout = 1;
+    // Belt and braces: a connection that goes idle during the drain by any other path
+    // (a request that arrived as the listener closed) is closed as soon as it is idle.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    sweep.unref();
+    // A connection still busy halfway between the readiness delay and the deadline holds a request that will not finish
+    // (a redirect takes milliseconds): cut it, so that the clicks are still flushed and the
+    // process exits cleanly. A load balancer retries an idempotent request that was cut.
+    const cutoff = setTimeout(() => {
+      logger.warn('drain: closing connections that are still busy');
+      server.closeAllConnections();
+    }, config.shutdownDelayMs + Math.max(0, Math.floor((config.shutdownTimeoutMs - config.shutdownDelayMs) / 2)));
+    cutoff.unref();
+    runtime
+      .close()
+      .finally(() => {
+        clearInterval(sweep);
+        clearTimeout(cutoff);
+      })
+      .then(closeGivenBus)
+      .then(
       () => {
         logger.info('stopped');
         logger.flush();
