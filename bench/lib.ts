@@ -1,6 +1,7 @@
 /** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
+import { deleteKeys } from '../test/helpers/instance-pair.js';
 
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -143,12 +144,7 @@ export async function dropRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeys(redis, prefix);
   } finally {
     redis.disconnect();
   }
