@@ -6,11 +6,27 @@ import { BACKENDS, backendTestOptions, createPostgresDatabase } from '../helpers
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** An empty database of the backend: PGlite in memory, or a new PostgreSQL database. */
-const CORE_TABLES = ['api_keys', 'clicks', 'idempotency_keys', 'links', 'schema_migrations', 'settings', 'visitor_salts'];
+const CORE_TABLES = [
+  'api_keys',
+  'click_events',
+  'click_events_default',
+  'clicks',
+  'idempotency_keys',
+  'link_agents_day',
+  'link_breakdown_day',
+  'link_clicks_day',
+  'link_clicks_hour',
+  'link_clicks_minute',
+  'link_visitors',
+  'links',
+  'schema_migrations',
+  'settings',
+  'visitor_salts',
+];
 
 async function tables(db: Database): Promise<string[]> {
   const result = await db.query<{ name: string }>(
-    `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
+    `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name COLLATE "C"`,
   );
   return result.rows.map((row) => row.name);
 }

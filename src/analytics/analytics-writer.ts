@@ -1,0 +1,221 @@
+/**
+ * Stores a batch of enriched clicks: the raw events and every rollup, in one transaction.
+ *
+ * Idempotent by event id: the raw insert skips events already stored (ON CONFLICT on the
+ * key (id, at), see migrations/0003_analytics.sql) and returns the ids it did insert, and
+ * only those clicks are counted in the rollups. A batch redelivered after a crash, whole or
+ * in part, or two workers given the same events at once, count each event once: the second
+ * inserter of an id waits for the first to commit and then skips it.
+ *
+ * Cost per batch is a fixed number of statements whatever its size: the rollups are folded
+ * in memory first (rollup-aggregation.ts) and each table gets one multi-row upsert of
+ * unnested arrays, rows sorted by key so that concurrent writers lock shared rows in the
+ * same order.
+ */
+import { randomInt } from 'node:crypto';
+import type { Database, Queryable } from '../storage/database.js';
+import type { EnrichedClick } from './enriched-click.js';
+import { aggregateBatch, countVisitors, type AgentRow, type BreakdownRow, type CounterRow, type DayRow, type VisitorRow } from './rollup-aggregation.js';
+
+/** Counter rows per key: enough for a hot link's writers to rarely meet on one row. */
+export const ROLLUP_SHARDS = 8;
+/** Attempts of a batch that lost a deadlock or serialization race (the work is all rolled back). */
+const MAX_ATTEMPTS = 3;
+const RETRYABLE_STATES: ReadonlySet<string> = new Set(['40001', '40P01']);
+
+export interface WriteBatchOptions {
+  /**
+   * The counter shard this batch adds to, 0 to ROLLUP_SHARDS - 1. Random by default; a worker
+   * may pass its own index instead, so concurrent workers never share a counter row.
+   */
+  shard?: number;
+  /** Told of each attempt that lost a deadlock or serialization race and is being retried. */
+  onRetry?: (error: unknown, attempt: number) => void;
+}
+
+export interface WriteBatchResult {
+  /** Events stored (and counted) by this call. */
+  inserted: number;
+  /** Events of the batch that were already stored, or repeated within it. */
+  duplicates: number;
+}
+
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && RETRYABLE_STATES.has(code);
+}
+
+/** First occurrence of each id, in id order: overlapping batches then lock ids in one order. */
+function distinctById(clicks: readonly EnrichedClick[]): EnrichedClick[] {
+  const byId = new Map<string, EnrichedClick>();
+  for (const click of clicks) {
+    const id = click.id.toLowerCase();
+    if (!byId.has(id)) byId.set(id, click.id === id ? click : { ...click, id });
+  }
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+export async function writeBatch(db: Database, clicks: readonly EnrichedClick[], options: WriteBatchOptions = {}): Promise<WriteBatchResult> {
+  if (clicks.length === 0) return { inserted: 0, duplicates: 0 };
+  const shard = options.shard ?? randomInt(ROLLUP_SHARDS);
+  if (!Number.isInteger(shard) || shard < 0 || shard >= ROLLUP_SHARDS) throw new RangeError(`shard must be 0-${ROLLUP_SHARDS - 1}`);
+  const events = distinctById(clicks);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const inserted = await db.transaction((tx) => writeInTransaction(tx, events, shard));
+      return { inserted, duplicates: clicks.length - inserted };
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+      options.onRetry?.(error, attempt);
+    }
+  }
+}
+
+/** `events` have distinct lower-case ids, sorted. Returns how many were new. */
+async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[], shard: number): Promise<number> {
+  const fresh = await insertEvents(tx, events);
+  if (fresh.length === 0) return 0;
+  const rollups = aggregateBatch(fresh);
+  await recordVisitors(tx, rollups.visitors, rollups.day);
+  await upsertCounters(tx, 'link_clicks_minute', rollups.minute, shard);
+  await upsertCounters(tx, 'link_clicks_hour', rollups.hour, shard);
+  await upsertDays(tx, rollups.day, shard);
+  await upsertBreakdowns(tx, rollups.breakdown, shard);
+  await upsertAgents(tx, rollups.agents, shard);
+  return fresh.length;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The events this statement inserted; those already stored are left out. */
+async function insertEvents(tx: Queryable, events: readonly EnrichedClick[]): Promise<EnrichedClick[]> {
+  const result = await tx.query<{ id: string }>(
+    `INSERT INTO click_events (id, at, code, method, bot, device, referrer_host, country, browser, os, visitor, ip, user_agent, referrer)
+     SELECT id, at, code, method, bot, device, referrer_host, country, browser, os, decode(visitor, 'hex'), ip, user_agent, referrer
+     FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::boolean[], $6::text[], $7::text[], $8::text[],
+                 $9::text[], $10::text[], $11::text[], $12::inet[], $13::text[], $14::text[])
+       AS u(id, at, code, method, bot, device, referrer_host, country, browser, os, visitor, ip, user_agent, referrer)
+     ON CONFLICT (id, at) DO NOTHING
+     RETURNING id`,
+    [
+      events.map((e) => e.id),
+      events.map((e) => e.at.toISOString()),
+      events.map((e) => e.code),
+      events.map((e) => e.method),
+      events.map((e) => e.bot),
+      events.map((e) => e.device),
+      events.map((e) => e.referrerHost),
+      events.map((e) => e.country),
+      events.map((e) => e.browser),
+      events.map((e) => e.os),
+      events.map((e) => e.visitor),
+      events.map((e) => e.ip),
+      events.map((e) => e.userAgent),
+      events.map((e) => e.referrer),
+    ],
+  );
+  if (result.rows.length === events.length) return [...events];
+  const inserted = new Set(result.rows.map((row) => row.id));
+  return events.filter((event) => inserted.has(event.id));
+}
+
+/**
+ * Adds the batch's visitors to the day sets and counts the new ones into the day rows. Two
+ * statements: the insert finds visitors new to the day; the update finds those the store
+ * had seen only as bots and who now clicked as humans. The update is a separate statement
+ * so that it sees a visitor row a concurrent writer committed while the insert waited on it.
+ */
+async function recordVisitors(tx: Queryable, visitors: readonly VisitorRow[], days: DayRow[]): Promise<void> {
+  if (visitors.length === 0) return;
+  const member = (day: number, key: string): string => `${day} ${key}`;
+  const inserted = await tx.query<{ day: Date; key: string }>(
+    `INSERT INTO link_visitors (day, key, human)
+     SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::boolean[])
+     ON CONFLICT (day, key) DO NOTHING
+     RETURNING day, key`,
+    [visitors.map((v) => iso(v.day)), visitors.map((v) => v.key), visitors.map((v) => v.human)],
+  );
+  const freshKeys = new Set(inserted.rows.map((row) => member(row.day.getTime(), row.key)));
+  const fresh = visitors.filter((v) => freshKeys.has(member(v.day, v.key)));
+  const known = visitors.filter((v) => v.human && !freshKeys.has(member(v.day, v.key)));
+  let nowHuman: VisitorRow[] = [];
+  if (known.length > 0) {
+    const updated = await tx.query<{ day: Date; key: string }>(
+      `UPDATE link_visitors AS v SET human = true
+       FROM unnest($1::timestamptz[], $2::uuid[]) AS u(day, key)
+       WHERE v.day = u.day AND v.key = u.key AND NOT v.human
+       RETURNING v.day, v.key`,
+      [known.map((v) => iso(v.day)), known.map((v) => v.key)],
+    );
+    const upgraded = new Set(updated.rows.map((row) => member(row.day.getTime(), row.key)));
+    nowHuman = known.filter((v) => upgraded.has(member(v.day, v.key)));
+  }
+  countVisitors(days, fresh, nowHuman);
+}
+
+async function upsertCounters(tx: Queryable, table: 'link_clicks_minute' | 'link_clicks_hour', rows: readonly CounterRow[], shard: number): Promise<void> {
+  await tx.query(
+    `INSERT INTO ${table} AS r (code, bucket, shard, human, bot)
+     SELECT code, bucket, $1, human, bot FROM unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[]) AS u(code, bucket, human, bot)
+     ON CONFLICT (code, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+    [shard, rows.map((r) => r.code), rows.map((r) => iso(r.bucket)), rows.map((r) => r.human), rows.map((r) => r.bot)],
+  );
+}
+
+async function upsertDays(tx: Queryable, rows: readonly DayRow[], shard: number): Promise<void> {
+  await tx.query(
+    `INSERT INTO link_clicks_day AS r (code, bucket, shard, human, bot, visitors, human_visitors)
+     SELECT code, bucket, $1, human, bot, visitors, human_visitors
+     FROM unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+       AS u(code, bucket, human, bot, visitors, human_visitors)
+     ON CONFLICT (code, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot,
+       visitors = r.visitors + excluded.visitors, human_visitors = r.human_visitors + excluded.human_visitors`,
+    [
+      shard,
+      rows.map((r) => r.code),
+      rows.map((r) => iso(r.bucket)),
+      rows.map((r) => r.human),
+      rows.map((r) => r.bot),
+      rows.map((r) => r.visitors),
+      rows.map((r) => r.humanVisitors),
+    ],
+  );
+}
+
+async function upsertBreakdowns(tx: Queryable, rows: readonly BreakdownRow[], shard: number): Promise<void> {
+  await tx.query(
+    `INSERT INTO link_breakdown_day AS r (code, bucket, dimension, value, shard, human, bot)
+     SELECT code, bucket, dimension, value, $1, human, bot
+     FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS u(code, bucket, dimension, value, human, bot)
+     ON CONFLICT (code, bucket, dimension, value, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+    [
+      shard,
+      rows.map((r) => r.code),
+      rows.map((r) => iso(r.bucket)),
+      rows.map((r) => r.dimension),
+      rows.map((r) => r.value),
+      rows.map((r) => r.human),
+      rows.map((r) => r.bot),
+    ],
+  );
+}
+
+async function upsertAgents(tx: Queryable, rows: readonly AgentRow[], shard: number): Promise<void> {
+  await tx.query(
+    `INSERT INTO link_agents_day AS r (code, bucket, browser, os, device, shard, human, bot)
+     SELECT code, bucket, browser, os, device, $1, human, bot
+     FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+       AS u(code, bucket, browser, os, device, human, bot)
+     ON CONFLICT (code, bucket, browser, os, device, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+    [
+      shard,
+      rows.map((r) => r.code),
+      rows.map((r) => iso(r.bucket)),
+      rows.map((r) => r.browser),
+      rows.map((r) => r.os),
+      rows.map((r) => r.device),
+      rows.map((r) => r.human),
+      rows.map((r) => r.bot),
+    ],
+  );
+}

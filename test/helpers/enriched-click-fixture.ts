@@ -1,0 +1,45 @@
+import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
+import { uuidv7 } from '../../src/shared/uuid-v7.js';
+
+/** A 16-byte visitor key in hex, as the enricher makes them, from a small number. */
+export function visitor(n: number): string {
+  return n.toString(16).padStart(32, '0');
+}
+
+/** A complete enriched click (a human on desktop Chrome, no referrer); override what a test is about. */
+export function makeClick(overrides: Omit<Partial<EnrichedClick>, 'at'> & { at: Date | string }): EnrichedClick {
+  const { at, ...rest } = overrides;
+  return {
+    id: uuidv7(),
+    code: 'stats',
+    method: 'GET',
+    referrerHost: null,
+    country: null,
+    browser: 'Chrome',
+    os: 'Windows',
+    device: 'desktop',
+    bot: false,
+    visitor: null,
+    ip: null,
+    userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0.0.0',
+    referrer: null,
+    ...rest,
+    at: typeof at === 'string' ? new Date(at) : at,
+  };
+}
+
+/** `count` clicks of one code, a millisecond apart from `start`, alternating a few values. */
+export function clickRun(code: string, count: number, start = Date.parse('2025-03-10T10:00:00.000Z')): EnrichedClick[] {
+  const countries = ['DE', 'US', null, 'FR'] as const;
+  return Array.from({ length: count }, (_, i) =>
+    makeClick({
+      code,
+      at: new Date(start + i),
+      bot: i % 5 === 0,
+      device: i % 5 === 0 ? 'bot' : 'desktop',
+      country: countries[i % countries.length] ?? null,
+      referrerHost: i % 3 === 0 ? null : `ref${i % 7}.example`,
+      visitor: visitor(i % 50),
+    }),
+  );
+}
