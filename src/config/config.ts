@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const ROLES = ['all', 'api', 'redirect', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -34,7 +35,16 @@ export interface Config {
     /** Namespaces every key and channel, so deployments can share one Redis. */
     readonly keyPrefix: string;
   };
-  readonly amqpUrl: string | undefined;
+  readonly amqp: {
+    /** Absent means the in-process click queue: events go straight to this process's consumer. */
+    readonly url: string | undefined;
+    /** The durable click queue (a quorum queue where the broker supports it). */
+    readonly queue: string;
+    /** Unacknowledged messages (each a batch of events) a worker holds at once. */
+    readonly prefetch: number;
+    /** A publish not confirmed in this time is treated as failed: the batch goes to the spool. */
+    readonly confirmTimeoutMs: number;
+  };
   readonly adminApiKey: string | undefined;
   readonly codes: { readonly length: number; readonly blockSize: number };
   readonly destinations: {
@@ -58,7 +68,33 @@ export interface Config {
   };
   /** Processes sharing the port (node:cluster); 1 runs in-process. */
   readonly workers: number;
-  readonly clicks: { readonly flushIntervalMs: number; readonly batchSize: number };
+  readonly clicks: {
+    /** Buffered clicks are published (or, without a broker, stored) at least this often. */
+    readonly flushIntervalMs: number;
+    /** Events per published message. */
+    readonly batchSize: number;
+    /** Keep the client's IP address with each raw click (off: only a daily-salted hash). */
+    readonly storeRawIp: boolean;
+    /** Raw click events older than this are dropped a month at a time; 0 keeps them forever. */
+    readonly retentionDays: number;
+    /** Where click batches wait while the broker is unreachable or refuses them. */
+    readonly spoolDir: string;
+    /** Upper bound on the spool; past it new batches are dropped and counted. */
+    readonly spoolMaxBytes: number;
+  };
+  /** The click consumer (ROLE=worker or all). */
+  readonly worker: {
+    /** Events committed in one transaction at most. */
+    readonly batchSize: number;
+    /** How long a partial batch waits for more events before it is committed. */
+    readonly batchWaitMs: number;
+  };
+  readonly exports: {
+    /** A CSV export of at most this many clicks is answered at once; larger ones become a job. */
+    readonly syncMaxRows: number;
+    /** Finished export files are kept this long. */
+    readonly ttlHours: number;
+  };
   readonly http: {
     readonly bodyLimitBytes: number;
     readonly permanentRedirectMaxAge: number;
@@ -205,6 +241,12 @@ export function loadConfig(env: Env = process.env): Config {
     read.problems.push('REDIS_KEY_PREFIX: must be 1-64 of A-Z a-z 0-9 _ . : -');
   }
 
+  const dataDir = read.string('DATA_DIR') ?? './data';
+  const amqpQueue = read.string('AMQP_QUEUE') ?? 'shunt.clicks';
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(amqpQueue)) {
+    read.problems.push('AMQP_QUEUE: must be 1-200 of A-Z a-z 0-9 _ . : -');
+  }
+
   const config: Config = {
     env: nodeEnv,
     role: read.oneOf('ROLE', ROLES, 'all'),
@@ -214,7 +256,7 @@ export function loadConfig(env: Env = process.env): Config {
     database: {
       url: databaseUrl,
       replicaUrls,
-      dataDir: read.string('DATA_DIR') ?? './data',
+      dataDir,
       poolSize: read.int('DATABASE_POOL_SIZE', 10, 1, 1000),
     },
     redis: {
@@ -224,7 +266,12 @@ export function loadConfig(env: Env = process.env): Config {
       breakerCooldownMs: read.int('REDIS_BREAKER_COOLDOWN_MS', 2000, 50, 600_000),
       keyPrefix,
     },
-    amqpUrl: read.url('AMQP_URL', ['amqp:', 'amqps:']),
+    amqp: {
+      url: read.url('AMQP_URL', ['amqp:', 'amqps:']),
+      queue: amqpQueue,
+      prefetch: read.int('AMQP_PREFETCH', 64, 1, 65_535),
+      confirmTimeoutMs: read.int('AMQP_CONFIRM_TIMEOUT_MS', 5000, 50, 600_000),
+    },
     adminApiKey,
     codes: {
       length: read.int('CODE_LENGTH', 7, 4, 12),
@@ -249,8 +296,20 @@ export function loadConfig(env: Env = process.env): Config {
     },
     workers,
     clicks: {
-      flushIntervalMs: read.int('CLICK_FLUSH_INTERVAL_MS', 1000, 10, 60_000),
+      flushIntervalMs: read.int('CLICK_FLUSH_INTERVAL_MS', 250, 10, 60_000),
       batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),
+      storeRawIp: read.bool('CLICKS_STORE_RAW_IP', false),
+      retentionDays: read.int('CLICKS_RETENTION_DAYS', 395, 0, 100_000),
+      spoolDir: read.string('CLICKS_SPOOL_DIR') ?? (dataDir === 'memory://' ? join(tmpdir(), `shunt-spool-${process.pid}`) : join(dataDir, 'spool')),
+      spoolMaxBytes: read.int('CLICKS_SPOOL_MAX_BYTES', 1024 ** 3, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    },
+    worker: {
+      batchSize: read.int('WORKER_BATCH_SIZE', 5000, 1, 100_000),
+      batchWaitMs: read.int('WORKER_BATCH_WAIT_MS', 100, 0, 60_000),
+    },
+    exports: {
+      syncMaxRows: read.int('EXPORT_SYNC_MAX_ROWS', 10_000, 0, 10_000_000),
+      ttlHours: read.int('EXPORT_TTL_HOURS', 24, 1, 24 * 365),
     },
     http: {
       bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

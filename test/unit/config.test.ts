@@ -47,14 +47,23 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10 });
     assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000, keyPrefix: 'shunt' });
     assert.equal(config.workers, 1);
-    assert.equal(config.amqpUrl, undefined);
+    assert.deepEqual(config.amqp, { url: undefined, queue: 'shunt.clicks', prefetch: 64, confirmTimeoutMs: 5000 });
     assert.equal(config.adminApiKey, undefined);
     assert.deepEqual(config.codes, { length: 7, blockSize: 1000 });
     assert.deepEqual(config.destinations, { maxUrlLength: 2048, blockedDomains: [], allowPrivateAddresses: false });
     assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60, notFoundPerMinute: 120 });
     assert.deepEqual(config.trustedProxies, []);
     assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 10, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
-    assert.deepEqual(config.clicks, { flushIntervalMs: 1000, batchSize: 500 });
+    assert.deepEqual(config.clicks, {
+      flushIntervalMs: 250,
+      batchSize: 500,
+      storeRawIp: false,
+      retentionDays: 395,
+      spoolDir: 'data/spool',
+      spoolMaxBytes: 1024 ** 3,
+    });
+    assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100 });
+    assert.deepEqual(config.exports, { syncMaxRows: 10_000, ttlHours: 24 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
     assert.equal(config.shutdownDelayMs, 0);
@@ -126,6 +135,17 @@ describe('loadConfig: every variable is parsed', () => {
     CACHE_TTL_SECONDS: '5',
     CLICK_FLUSH_INTERVAL_MS: '250',
     CLICK_BATCH_SIZE: '50',
+    CLICKS_STORE_RAW_IP: 'true',
+    CLICKS_RETENTION_DAYS: '30',
+    CLICKS_SPOOL_DIR: '/var/spool/shunt',
+    CLICKS_SPOOL_MAX_BYTES: '10485760',
+    AMQP_QUEUE: 'acme.clicks',
+    AMQP_PREFETCH: '8',
+    AMQP_CONFIRM_TIMEOUT_MS: '2000',
+    WORKER_BATCH_SIZE: '1000',
+    WORKER_BATCH_WAIT_MS: '50',
+    EXPORT_SYNC_MAX_ROWS: '500',
+    EXPORT_TTL_HOURS: '2',
     BODY_LIMIT_BYTES: '65536',
     PERMANENT_REDIRECT_MAX_AGE: '0',
     KEEP_ALIVE_TIMEOUT_MS: '5000',
@@ -148,7 +168,7 @@ describe('loadConfig: every variable is parsed', () => {
         poolSize: 25,
       },
       redis: { url: 'rediss://cache.internal:6380', commandTimeoutMs: 50, breakerThreshold: 5, breakerCooldownMs: 1000, keyPrefix: 'acme' },
-      amqpUrl: 'amqps://mq.internal',
+      amqp: { url: 'amqps://mq.internal', queue: 'acme.clicks', prefetch: 8, confirmTimeoutMs: 2000 },
       adminApiKey: GOOD_ADMIN_KEY,
       codes: { length: 9, blockSize: 5000 },
       destinations: { maxUrlLength: 4096, blockedDomains: ['evil.com', 'bad.example'], allowPrivateAddresses: true },
@@ -156,7 +176,9 @@ describe('loadConfig: every variable is parsed', () => {
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,
-      clicks: { flushIntervalMs: 250, batchSize: 50 },
+      clicks: { flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
+      worker: { batchSize: 1000, batchWaitMs: 50 },
+      exports: { syncMaxRows: 500, ttlHours: 2 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,
       shutdownDelayMs: 5000,
@@ -307,7 +329,7 @@ describe('loadConfig: secrets from files (NAME_FILE)', () => {
     });
     assert.deepEqual(config.database.replicaUrls, ['postgres://r1/db', 'postgres://r2/db']);
     assert.equal(config.redis.url, 'redis://cache:6379');
-    assert.equal(config.amqpUrl, 'amqp://mq');
+    assert.equal(config.amqp.url, 'amqp://mq');
   });
 
   test('NAME and NAME_FILE both set is a problem', () => {

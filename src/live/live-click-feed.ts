@@ -1,0 +1,124 @@
+/**
+ * Clicks announced as they are stored, for the events stream of a link. Workers publish a
+ * batch once it is committed, so a client never sees a click that the stats will not count;
+ * API instances subscribe per link. With Redis the announcement reaches every instance
+ * (redis-live-click-feed.ts); without it, this process's subscribers only, which is the
+ * whole deployment in the embedded default.
+ */
+import type { EnrichedClick } from '../analytics/enriched-click.js';
+
+/** One click as the events stream shows it: the enriched facts, never the IP or visitor key. */
+export interface LiveClick {
+  id: string;
+  code: string;
+  /** ISO 8601, UTC, milliseconds. */
+  at: string;
+  method: 'GET' | 'HEAD';
+  bot: boolean;
+  country: string | null;
+  referrerHost: string | null;
+  browser: string | null;
+  os: string | null;
+  device: EnrichedClick['device'];
+}
+
+export function toLiveClick(click: EnrichedClick): LiveClick {
+  return {
+    id: click.id,
+    code: click.code,
+    at: click.at.toISOString(),
+    method: click.method,
+    bot: click.bot,
+    country: click.country,
+    referrerHost: click.referrerHost,
+    browser: click.browser,
+    os: click.os,
+    device: click.device,
+  };
+}
+
+export type LiveClickListener = (click: LiveClick) => void;
+
+export interface LiveClickFeed {
+  /** Announces stored clicks. Never throws and never waits: a lost announcement loses no data. */
+  publish(clicks: readonly EnrichedClick[]): void;
+  /** Calls `listener` for each click of `code` stored from now on; returns the unsubscribe. */
+  subscribe(code: string, listener: LiveClickListener): () => void;
+  /** Links with at least one subscriber in this process. */
+  readonly watched: number;
+  close(): Promise<void>;
+}
+
+/** Listeners per code, shared by both feeds. */
+export class LiveClickListeners {
+  private readonly byCode = new Map<string, Set<LiveClickListener>>();
+
+  get size(): number {
+    return this.byCode.size;
+  }
+
+  has(code: string): boolean {
+    return this.byCode.has(code);
+  }
+
+  codes(): IterableIterator<string> {
+    return this.byCode.keys();
+  }
+
+  /** Returns true when `code` gained its first listener. */
+  add(code: string, listener: LiveClickListener): boolean {
+    let set = this.byCode.get(code);
+    const first = set === undefined;
+    if (set === undefined) {
+      set = new Set();
+      this.byCode.set(code, set);
+    }
+    set.add(listener);
+    return first;
+  }
+
+  /** Returns true when `code` lost its last listener. */
+  remove(code: string, listener: LiveClickListener): boolean {
+    const set = this.byCode.get(code);
+    if (set === undefined || !set.delete(listener)) return false;
+    if (set.size > 0) return false;
+    this.byCode.delete(code);
+    return true;
+  }
+
+  deliver(click: LiveClick): void {
+    const set = this.byCode.get(click.code);
+    if (set === undefined) return;
+    // A listener that throws (a closed socket) must not stop the others.
+    for (const listener of set) {
+      try {
+        listener(click);
+      } catch {
+        // The stream's own close handler unsubscribes it.
+      }
+    }
+  }
+}
+
+/** The feed of one process: publish calls its subscribers directly. */
+export class MemoryLiveClickFeed implements LiveClickFeed {
+  private readonly listeners = new LiveClickListeners();
+
+  get watched(): number {
+    return this.listeners.size;
+  }
+
+  publish(clicks: readonly EnrichedClick[]): void {
+    if (this.listeners.size === 0) return;
+    for (const click of clicks) if (this.listeners.has(click.code)) this.listeners.deliver(toLiveClick(click));
+  }
+
+  subscribe(code: string, listener: LiveClickListener): () => void {
+    this.listeners.add(code, listener);
+    return () => void this.listeners.remove(code, listener);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
