@@ -38,6 +38,8 @@ export interface WriteBatchResult {
   inserted: number;
   /** Events of the batch that were already stored, or repeated within it. */
   duplicates: number;
+  /** The clicks this call stored, in id order: what may be announced as new. */
+  stored: readonly EnrichedClick[];
 }
 
 function isRetryable(error: unknown): boolean {
@@ -56,14 +58,14 @@ function distinctById(clicks: readonly EnrichedClick[]): EnrichedClick[] {
 }
 
 export async function writeBatch(db: Database, clicks: readonly EnrichedClick[], options: WriteBatchOptions = {}): Promise<WriteBatchResult> {
-  if (clicks.length === 0) return { inserted: 0, duplicates: 0 };
+  if (clicks.length === 0) return { inserted: 0, duplicates: 0, stored: [] };
   const shard = options.shard ?? randomInt(ROLLUP_SHARDS);
   if (!Number.isInteger(shard) || shard < 0 || shard >= ROLLUP_SHARDS) throw new RangeError(`shard must be 0-${ROLLUP_SHARDS - 1}`);
   const events = distinctById(clicks);
   for (let attempt = 1; ; attempt += 1) {
     try {
-      const inserted = await db.transaction((tx) => writeInTransaction(tx, events, shard));
-      return { inserted, duplicates: clicks.length - inserted };
+      const stored = await db.transaction((tx) => writeInTransaction(tx, events, shard));
+      return { inserted: stored.length, duplicates: clicks.length - stored.length, stored };
     } catch (error) {
       if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
       options.onRetry?.(error, attempt);
@@ -71,10 +73,10 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
   }
 }
 
-/** `events` have distinct lower-case ids, sorted. Returns how many were new. */
-async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[], shard: number): Promise<number> {
+/** `events` have distinct lower-case ids, sorted. Returns those that were new. */
+async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[], shard: number): Promise<EnrichedClick[]> {
   const fresh = await insertEvents(tx, events);
-  if (fresh.length === 0) return 0;
+  if (fresh.length === 0) return fresh;
   const rollups = aggregateBatch(fresh);
   await recordVisitors(tx, rollups.visitors, rollups.day);
   await upsertCounters(tx, 'link_clicks_minute', rollups.minute, shard);
@@ -82,7 +84,7 @@ async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[
   await upsertDays(tx, rollups.day, shard);
   await upsertBreakdowns(tx, rollups.breakdown, shard);
   await upsertAgents(tx, rollups.agents, shard);
-  return fresh.length;
+  return fresh;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();

@@ -31,7 +31,7 @@ export interface LegacyBackfillOptions {
   onBatch?: (progress: LegacyBackfillResult) => void;
 }
 
-export interface LegacyBackfillResult extends WriteBatchResult {
+export interface LegacyBackfillResult extends Omit<WriteBatchResult, 'stored'> {
   /** Rows read from the old log. */
   read: number;
 }
@@ -92,4 +92,28 @@ export async function backfillLegacyClicks(db: Database, options: LegacyBackfill
     total.duplicates += written.duplicates;
     options.onBatch?.({ ...total });
   }
+}
+
+/**
+ * Retires the old log if this store still has it: copies every row (see above), then drops
+ * the table. Returns null when there was nothing to retire. Run at start-up after the SQL
+ * migrations, by whichever process migrates; the copy and the drop are separate steps, and
+ * an interrupted run copies nothing twice when it runs again.
+ */
+export async function retireLegacyClicks(db: Database, options: LegacyBackfillOptions = {}): Promise<LegacyBackfillResult | null> {
+  const present = async (): Promise<boolean> =>
+    (await db.query<{ present: boolean }>(`SELECT to_regclass('clicks') IS NOT NULL AS present`)).rows[0]?.present === true;
+  if (!(await present())) return null;
+  let result: LegacyBackfillResult;
+  try {
+    result = await backfillLegacyClicks(db, options);
+  } catch (error) {
+    // Another instance starting at the same time finished first and dropped the table.
+    if (!(await present())) return null;
+    throw error;
+  }
+  // Rows appended between the last read and the drop would be lost: nothing writes the old
+  // log any more (the recorder of this version writes events), so there are none.
+  await db.query('DROP TABLE IF EXISTS clicks');
+  return result;
 }

@@ -11,6 +11,8 @@ import { isAppError } from '../shared/errors.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { migrate } from '../storage/migrate.js';
 import { start } from '../server/cluster.js';
+import { prepareStore } from '../server/prepare-store.js';
+import { createLogger } from '../observability/logger.js';
 
 const USAGE = `Usage: shunt <command>
 
@@ -129,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
       await start(config, err);
       return -1;
     case 'migrate': {
-      const applied = await withDatabase(config, (db) => migrate(db));
+      const applied = await withDatabase(config, (db) => prepareStore(db, config, createLogger(config)));
       out(applied.length === 0 ? 'Database is up to date' : `Applied: ${applied.join(', ')}`);
       return 0;
     }

@@ -11,8 +11,8 @@ import { ClusterInvalidationBus, processChannel, relayInvalidation } from '../ca
 import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService } from '../keys/key-service.js';
 import { createLogger } from '../observability/logger.js';
+import { prepareStore } from './prepare-store.js';
 import { openDatabase } from '../storage/database.js';
-import { migrate } from '../storage/migrate.js';
 import { RestartPolicy } from './restart-policy.js';
 import { leaveCluster, printCreatedAdmin, serve } from './serve.js';
 
@@ -43,7 +43,7 @@ export async function start(config: Config, print: Print): Promise<void> {
 async function prepare(config: Config, logger: Logger, print: Print): Promise<void> {
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 1 });
   try {
-    const applied = await migrate(db);
+    const applied = await prepareStore(db, config, logger);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     const keys = new KeyService(new KeyRepository(db), (error) => logger.warn({ err: error }, 'api key bookkeeping failed'));
     const created = await keys.ensureAdmin(config.adminApiKey);

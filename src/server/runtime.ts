@@ -4,9 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
-import { ClickRepository } from '../clicks/click-repository.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import { LocalInvalidationBus, type InvalidationBus } from '../cache/invalidation.js';
 import { LinkCache } from '../cache/link-cache.js';
@@ -20,6 +18,7 @@ import { CodeAllocator, CodePermutation } from '../links/short-code.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
 import type { AppDeps } from '../http/app-deps.js';
 import { IdempotencyStore } from '../http/idempotency-store.js';
+import { MemoryLiveClickFeed, type LiveClickFeed } from '../live/live-click-feed.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
@@ -28,10 +27,12 @@ import type { RateLimiter } from '../ratelimit/rate-limiter.js';
 import { RedisRateLimiter } from '../ratelimit/redis-rate-limiter.js';
 import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js';
 import { RedisConnection } from '../redis/redis-connection.js';
-import { isDataError, openDatabase, type Database } from '../storage/database.js';
-import { migrate } from '../storage/migrate.js';
+import { openDatabase, type Database } from '../storage/database.js';
 import { ReplicaRouter } from '../storage/replica-router.js';
 import { currentWalLsn } from '../storage/wal.js';
+import { createClickPipeline } from './click-pipeline.js';
+import { prepareStore } from './prepare-store.js';
+import type { ClickProcessor } from '../pipeline/click-processor.js';
 
 export interface Runtime {
   config: Config;
@@ -47,8 +48,8 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   logger?: Logger;
-  /** Test hook: replaces the click recorder. */
-  clicks?: (write: ClickRepository) => ClickRecorder;
+  /** Test hook: replaces the click recorder; it may hand clicks to the processor itself. */
+  clicks?: (processor: ClickProcessor) => ClickRecorder;
   defaultMetrics?: boolean;
   /** How changes reach the other processes when there is no Redis (e.g. cluster workers). */
   invalidation?: InvalidationBus;
@@ -59,11 +60,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize });
   const replicas: Database[] = [];
   try {
-    const applied = await migrate(db);
+    const applied = await prepareStore(db, config, logger);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
     const linkRepository = new LinkRepository(db);
-    const clickRepository = new ClickRepository(db);
     const keys = new KeyService(new KeyRepository(db), (error) => logger.warn({ err: error }, 'api key bookkeeping failed'));
     const createdAdmin = await keys.ensureAdmin(config.adminApiKey);
 
@@ -154,28 +154,21 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         redisTierStats: () => redisTier?.stats ?? null,
         redisStats: () => (redis === null ? null : { ...redis.stats, state: redis.breaker.state }),
         replicaStats: () => router?.stats ?? null,
-        clickBuffer: () => clicks.buffered,
+        clickBuffer: () => pipeline.recorder.buffered,
         dbPool: () => db.poolStats(),
       },
       { defaultMetrics: options.defaultMetrics ?? true },
     );
-    const clicks =
-      options.clicks?.(clickRepository) ??
-      new BatchingClickRecorder({
-        write: (events) => clickRepository.insertMany(events),
-        flushIntervalMs: config.clicks.flushIntervalMs,
-        batchSize: config.clicks.batchSize,
-        maxBuffered: 100_000,
-        onError: (error, events) => {
-          metrics.clickWriteFailures.inc();
-          logger.error({ err: error, events }, 'click batch write failed; kept for retry');
-        },
-        isPermanent: isDataError,
-        onDropped: (events, reason) => {
-          metrics.clicksDropped.inc({ reason }, events);
-          logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
-        },
-      });
+    const liveClicks: LiveClickFeed = new MemoryLiveClickFeed();
+    const pipeline = createClickPipeline({
+      config,
+      db,
+      logger,
+      metrics,
+      live: liveClicks,
+      ...(options.clicks === undefined ? {} : { recorder: options.clicks }),
+    });
+    const clicks = pipeline.recorder;
 
     let draining = false;
     const deps: AppDeps = {
@@ -201,6 +194,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       },
     };
     const built = await buildApp(deps);
+    await pipeline.start();
 
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> =>
@@ -211,8 +205,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         if (config.shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
         await built.app.close();
         logger.info({ clicksBuffered: clicks.buffered }, 'drain: requests finished');
-        await clicks.close();
+        await pipeline.close();
         logger.info('drain: clicks flushed');
+        await liveClicks.close();
         await bus.close();
         await redis?.close();
         await Promise.all(replicas.map((replica) => replica.close()));

@@ -20,11 +20,6 @@ export interface Database extends Queryable {
   ping(): Promise<void>;
   close(): Promise<void>;
   readonly poolStats: () => { total: number; idle: number; waiting: number };
-  /**
-   * Bulk load with COPY, where the driver can: the embedded store takes it directly and
-   * writes rows about a third cheaper than an INSERT. Rows are already in COPY text format.
-   */
-  readonly copyText?: (table: string, columns: readonly string[], text: string) => Promise<void>;
 }
 
 export interface DatabaseOptions {
@@ -114,10 +109,6 @@ function serialClient(lite: PGlite, client: pg.Client): Database {
         await lite.close();
       }),
     poolStats: () => ({ total: 1, idle: busy ? 0 : 1, waiting }),
-    copyText: (table, columns, text) =>
-      run(async () => {
-        await lite.query(`COPY ${table} (${columns.join(', ')}) FROM '/dev/blob'`, [], { blob: new Blob([text]) });
-      }),
   };
 }
 

@@ -50,7 +50,10 @@ for (const backend of BACKENDS) {
     const expectedMaxAge = maxAgeSetting === undefined ? 3600 : Number(maxAgeSetting);
     let app: TestApp;
     before(async () => {
-      app = await startTestApp(backend, { env: maxAgeSetting === undefined ? {} : { PERMANENT_REDIRECT_MAX_AGE: maxAgeSetting } });
+      // The raw IP is kept so that the stored clicks can be compared whole.
+      app = await startTestApp(backend, {
+        env: { CLICKS_STORE_RAW_IP: 'true', ...(maxAgeSetting === undefined ? {} : { PERMANENT_REDIRECT_MAX_AGE: maxAgeSetting }) },
+      });
     });
     after(() => app.close());
 
@@ -67,7 +70,7 @@ for (const backend of BACKENDS) {
     async function clicksFor(code: string): Promise<{ n: number; heads: number }> {
       await app.runtime.deps.clicks.flush();
       const result = await app.runtime.db.query<{ n: number; heads: number }>(
-        "select count(*)::int as n, count(*) filter (where method='HEAD')::int as heads from clicks where link_code=$1",
+        "select count(*)::int as n, count(*) filter (where method='HEAD')::int as heads from click_events where code=$1",
         [code],
       );
       const row = result.rows[0];
@@ -314,7 +317,7 @@ for (const backend of BACKENDS) {
 
       assert.deepEqual(await clicksFor(code), { n: 5, heads: 2 });
       const rows = await app.runtime.db.query<{ method: string; referrer: string | null; user_agent: string | null; ip: string | null }>(
-        'select method, referrer, user_agent, host(client_ip) as ip from clicks where link_code=$1',
+        'select method, referrer, user_agent, host(ip) as ip from click_events where code=$1',
         [code],
       );
       assert.equal(rows.rows.length, 5);
@@ -330,7 +333,7 @@ for (const backend of BACKENDS) {
       assert.equal((await follow(`/${code}`, 'GET', { 'user-agent': '' })).statusCode, 302);
       assert.deepEqual(await clicksFor(code), { n: 1, heads: 0 });
       const rows = await app.runtime.db.query<{ referrer: string | null; user_agent: string | null }>(
-        'select referrer, user_agent from clicks where link_code=$1',
+        'select referrer, user_agent from click_events where code=$1',
         [code],
       );
       assert.deepEqual(rows.rows.map((row) => ({ ...row })), [{ referrer: null, user_agent: null }]);

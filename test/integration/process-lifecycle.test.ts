@@ -85,7 +85,7 @@ describe('a Shunt process', () => {
 
     const db = await openDatabase({ url: undefined, dataDir, poolSize: 1 });
     try {
-      const result = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM clicks WHERE link_code = $1', [code]);
+      const result = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events WHERE code = $1', [code]);
       assert.equal(result.rows[0]?.n, redirects, 'every redirect served was recorded exactly once');
     } finally {
       await db.close();

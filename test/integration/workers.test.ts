@@ -336,7 +336,7 @@ describe('shunt start --workers 2 on PostgreSQL', postgres, () => {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
-      const result = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM clicks WHERE link_code = $1', [code]);
+      const result = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events WHERE code = $1', [code]);
       assert.equal(result.rows[0]?.n, redirects, 'every redirect served, by either worker, was recorded exactly once');
     } finally {
       await client.end();

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { backfillLegacyClicks, legacyClickId } from '../../src/analytics/legacy-clicks-backfill.js';
+import { backfillLegacyClicks, legacyClickId, retireLegacyClicks } from '../../src/analytics/legacy-clicks-backfill.js';
 import { linkStats } from '../../src/analytics/stats-query.js';
 import type { ClickEvent } from '../../src/clicks/click-event.js';
-import { ClickRepository } from '../../src/clicks/click-repository.js';
 import { isUuidV7, uuidV7Timestamp } from '../../src/shared/uuid-v7.js';
 import type { Queryable } from '../../src/storage/database.js';
 import { loadMigrations, migrate } from '../../src/storage/migrate.js';
@@ -69,6 +68,22 @@ test('legacy click ids are UUIDv7s carrying the click time, stable for one row, 
   assert.notEqual(legacyClickId('(0,1)', 'abd', at), id);
 });
 
+/** Rows as the old click recorder wrote them into the `clicks` log. */
+async function insertLegacyClicks(db: Queryable, events: readonly ClickEvent[]): Promise<void> {
+  await db.query(
+    `INSERT INTO clicks (link_code, clicked_at, method, referrer, user_agent, client_ip)
+     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::inet[])`,
+    [
+      events.map((event) => event.code),
+      events.map((event) => event.at.toISOString()),
+      events.map((event) => event.method),
+      events.map((event) => event.referrer),
+      events.map((event) => event.userAgent),
+      events.map((event) => event.ip),
+    ],
+  );
+}
+
 for (const backend of BACKENDS) {
   describe(`migration 0003_analytics on a store with clicks (${backend})`, await backendTestOptions(backend), () => {
     let fresh: FreshDatabase;
@@ -83,7 +98,7 @@ for (const backend of BACKENDS) {
       const earlier = loadMigrations().filter((migration) => migration.version < '0003');
       assert.deepEqual(await migrate(fresh.db, earlier), ['0001_core', '0002_visitor_salts']);
       await fresh.db.query(`INSERT INTO links (code, url) VALUES ('legacy0', 'https://example.com/')`);
-      await new ClickRepository(fresh.db).insertMany(rows);
+      await insertLegacyClicks(fresh.db, rows);
       const before = await fresh.db.query('SELECT * FROM clicks ORDER BY clicked_at, link_code, user_agent');
 
       assert.deepEqual(await migrate(fresh.db), ['0003_analytics']);
@@ -123,13 +138,26 @@ for (const backend of BACKENDS) {
       const twin = rows.at(-1);
       assert.ok(twin !== undefined);
       const more: ClickEvent[] = [{ ...twin }, { ...twin, code: 'legacy1', at: new Date(now - 3 * HOUR) }];
-      await new ClickRepository(fresh.db).insertMany(more);
+      await insertLegacyClicks(fresh.db, more);
       assert.deepEqual(await backfillLegacyClicks(fresh.db, { storeRawIp: true }), { read: rows.length + 2, inserted: 2, duplicates: rows.length });
       const all = [...rows, ...more];
       for (const code of ['legacy0', 'legacy1', 'legacy2']) {
         assert.deepEqual(await measured(fresh.db, code), expected(all, code), code);
       }
       assert.equal((await fresh.db.query('SELECT 1 FROM click_events WHERE ip IS NOT NULL')).rowCount, 2);
+    });
+
+    test('retiring the old log copies what is left, then drops it; a second run does nothing', async () => {
+      const twin = rows.at(0);
+      assert.ok(twin !== undefined);
+      const late: ClickEvent[] = [{ ...twin, code: 'legacy2', at: new Date(now - 2 * HOUR) }];
+      await insertLegacyClicks(fresh.db, late);
+      const before = await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events');
+      const retired = await retireLegacyClicks(fresh.db);
+      assert.equal(retired?.inserted, 1);
+      assert.equal((await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events')).rows[0]?.n, (before.rows[0]?.n ?? 0) + 1);
+      assert.equal((await fresh.db.query(`SELECT to_regclass('clicks') AS t`)).rows[0]?.t, null);
+      assert.equal(await retireLegacyClicks(fresh.db), null);
     });
   });
 }

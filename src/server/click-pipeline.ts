@@ -1,0 +1,106 @@
+/**
+ * Composes the click pipeline for a role (ADR 0007):
+ * - instances that serve redirects get the recorder the redirect path hands clicks to: the
+ *   broker publisher with AMQP_URL, otherwise the in-process queue, which feeds this
+ *   process's own consumer;
+ * - workers (ROLE=worker or all) consume from the broker and keep the analytics store
+ *   (partitions, retention, compaction).
+ * Both paths end in the same ClickProcessor.
+ */
+import type { Logger } from 'pino';
+import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
+import { identified, type ClickRecorder } from '../clicks/click-event.js';
+import type { Config } from '../config/config.js';
+import { DatabaseVisitorSalts } from '../analytics/database-visitor-salts.js';
+import { ClickEnricher } from '../analytics/enrich.js';
+import type { LiveClickFeed } from '../live/live-click-feed.js';
+import type { Metrics } from '../observability/metrics.js';
+import { PipelineMetrics, type ConsumerStats, type PublisherStats } from '../observability/pipeline-metrics.js';
+import { AnalyticsMaintenance } from '../pipeline/analytics-maintenance.js';
+import { ClickProcessor } from '../pipeline/click-processor.js';
+import { isDataError, type Database } from '../storage/database.js';
+
+export interface ClickPipeline {
+  /** Where the redirect path records clicks. */
+  readonly recorder: ClickRecorder;
+  /** Starts consuming and housekeeping, as the role asks. */
+  start(): Promise<void>;
+  /** Publishes or stores what is buffered, then stops consuming; the store stays open. */
+  close(): Promise<void>;
+}
+
+export interface ClickPipelineOptions {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  metrics: Metrics;
+  live: LiveClickFeed;
+  /** Test hook: replaces the recorder the redirect path uses. */
+  recorder?: (processor: ClickProcessor) => ClickRecorder;
+}
+
+export function createClickPipeline(options: ClickPipelineOptions): ClickPipeline {
+  const { config, db, logger, metrics } = options;
+  const consumes = config.role === 'all' || config.role === 'worker';
+  const salts = new DatabaseVisitorSalts(db);
+  const enricher = new ClickEnricher({ salts, storeRawIp: config.clicks.storeRawIp });
+  const publisherStats: () => PublisherStats | null = () => null;
+  const consumerStats: () => ConsumerStats | null = () => null;
+  let recorder: ClickRecorder | null = null;
+  const pipelineMetrics = new PipelineMetrics(metrics.registry, {
+    publisher: () => publisherStats(),
+    consumer: () => consumerStats(),
+    buffered: () => recorder?.buffered ?? 0,
+  });
+  const processor = new ClickProcessor({
+    db,
+    enricher,
+    live: options.live,
+    onStored: (result, lag) => {
+      pipelineMetrics.stored.inc(result.inserted);
+      pipelineMetrics.duplicates.inc(result.duplicates);
+      for (const seconds of lag) pipelineMetrics.lag.observe(seconds);
+    },
+    onRetry: (error, attempt) => logger.warn({ err: error, attempt }, 'click batch lost a lock race; retrying'),
+  });
+
+  // Without a broker this process stores the clicks it serves, so it keeps the store too.
+  const keepsStore = consumes || config.amqp.url === undefined;
+  const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, logger }) : null;
+
+  recorder =
+    options.recorder?.(processor) ??
+    new BatchingClickRecorder({
+      write: async (events) => {
+        await processor.handle(events.map(identified));
+      },
+      flushIntervalMs: config.clicks.flushIntervalMs,
+      batchSize: config.worker.batchSize,
+      maxBuffered: 100_000,
+      onError: (error, events) => {
+        pipelineMetrics.batchFailures.inc();
+        metrics.clickWriteFailures.inc();
+        logger.error({ err: error, events }, 'click batch write failed; kept for retry');
+      },
+      isPermanent: isDataError,
+      onDropped: (events, reason) => {
+        metrics.clicksDropped.inc({ reason }, events);
+        logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
+      },
+    });
+  const activeRecorder = recorder;
+
+  return {
+    recorder: activeRecorder,
+    async start() {
+      if (maintenance === null) return;
+      // Partitions first, so the first batches land in their month and not the default partition.
+      await maintenance.prepare().catch((error: unknown) => logger.warn({ err: error }, 'could not create click partitions yet'));
+      maintenance.start();
+    },
+    async close() {
+      await activeRecorder.close();
+      await maintenance?.close();
+    },
+  };
+}
