@@ -69,6 +69,8 @@ export interface Config {
   /** Processes sharing the port (node:cluster); 1 runs in-process. */
   readonly workers: number;
   readonly clicks: {
+    /** Off: redirects record no clicks at all (no analytics), for deployments that want none. */
+    readonly enabled: boolean;
     /** Buffered clicks are published (or, without a broker, stored) at least this often. */
     readonly flushIntervalMs: number;
     /** Events per published message. */
@@ -296,6 +298,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     workers,
     clicks: {
+      enabled: read.bool('CLICKS_ENABLED', true),
       flushIntervalMs: read.int('CLICK_FLUSH_INTERVAL_MS', 250, 10, 60_000),
       batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),
       storeRawIp: read.bool('CLICKS_STORE_RAW_IP', false),

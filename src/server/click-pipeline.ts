@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
 import { identified, type ClickRecorder } from '../clicks/click-event.js';
+import { NoClickRecorder } from '../clicks/no-click-recorder.js';
 import type { Config } from '../config/config.js';
 import { DatabaseVisitorSalts } from '../analytics/database-visitor-salts.js';
 import { ClickEnricher } from '../analytics/enrich.js';
@@ -70,6 +71,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
 
   recorder =
     options.recorder?.(processor) ??
+    (!config.clicks.enabled ? new NoClickRecorder() : null) ??
     new BatchingClickRecorder({
       write: async (events) => {
         await processor.handle(events.map(identified));

@@ -340,3 +340,45 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+for (const backend of BACKENDS) {
+  describe(`redirects with CLICKS_ENABLED=false (${backend})`, await backendTestOptions(backend), () => {
+    let app: TestApp;
+    before(async () => {
+      app = await startTestApp(backend, { env: { CLICKS_ENABLED: 'false' } });
+    });
+    after(() => app.close());
+
+    test('redirect as usual and record nothing', async () => {
+      const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: 'https://example.com/untracked' } });
+      const { code } = created.json<{ code: string }>();
+      for (let i = 0; i < 3; i += 1) assert.equal((await app.request({ url: `/${code}`, key: null })).statusCode, 302);
+      await app.runtime.deps.clicks.flush();
+      const stored = await app.runtime.db.query('SELECT 1 FROM click_events WHERE code = $1', [code]);
+      assert.equal(stored.rowCount, 0);
+    });
+  });
+}
+
+for (const backend of BACKENDS) {
+  describe(`the in-process click queue (${backend})`, await backendTestOptions(backend), () => {
+    let app: TestApp;
+    before(async () => {
+      app = await startTestApp(backend, { env: { CLICK_FLUSH_INTERVAL_MS: '1000' } });
+    });
+    after(() => app.close());
+
+    test('stores clicks on its timer, with nobody calling flush', async () => {
+      const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: 'https://example.com/timer' } });
+      const { code } = created.json<{ code: string }>();
+      for (let i = 0; i < 4; i += 1) assert.equal((await app.request({ url: `/${code}`, key: null })).statusCode, 302);
+      const deadline = Date.now() + 5000;
+      let stored = 0;
+      while (stored < 4 && Date.now() < deadline) {
+        await sleep(100);
+        stored = (await app.runtime.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events WHERE code = $1', [code])).rows[0]?.n ?? 0;
+      }
+      assert.equal(stored, 4);
+    });
+  });
+}

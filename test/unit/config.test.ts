@@ -55,6 +55,7 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(config.trustedProxies, []);
     assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 10, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
     assert.deepEqual(config.clicks, {
+      enabled: true,
       flushIntervalMs: 250,
       batchSize: 500,
       storeRawIp: false,
@@ -136,6 +137,7 @@ describe('loadConfig: every variable is parsed', () => {
     CLICK_FLUSH_INTERVAL_MS: '250',
     CLICK_BATCH_SIZE: '50',
     CLICKS_STORE_RAW_IP: 'true',
+    CLICKS_ENABLED: 'false',
     CLICKS_RETENTION_DAYS: '30',
     CLICKS_SPOOL_DIR: '/var/spool/shunt',
     CLICKS_SPOOL_MAX_BYTES: '10485760',
@@ -176,7 +178,7 @@ describe('loadConfig: every variable is parsed', () => {
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,
-      clicks: { flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
+      clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
       worker: { batchSize: 1000, batchWaitMs: 50 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
