@@ -54,7 +54,7 @@ export class PipelineMetrics {
     this.lag = new Histogram({
       name: 'shunt_click_event_lag_seconds',
       help: 'Time from a click to the commit that stored it',
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600],
       registers,
     });
     new Gauge({

@@ -18,6 +18,8 @@ import type { LiveClickFeed } from '../live/live-click-feed.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PipelineMetrics, type ConsumerStats, type PublisherStats } from '../observability/pipeline-metrics.js';
 import { AnalyticsMaintenance } from '../pipeline/analytics-maintenance.js';
+import { AmqpClickConsumer } from '../pipeline/amqp-click-consumer.js';
+import { AmqpClickPublisher } from '../pipeline/amqp-click-publisher.js';
 import { ClickProcessor } from '../pipeline/click-processor.js';
 import { isDataError, type Database } from '../storage/database.js';
 
@@ -45,8 +47,8 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
   const consumes = config.role === 'all' || config.role === 'worker';
   const salts = new DatabaseVisitorSalts(db);
   const enricher = new ClickEnricher({ salts, storeRawIp: config.clicks.storeRawIp });
-  const publisherStats: () => PublisherStats | null = () => null;
-  const consumerStats: () => ConsumerStats | null = () => null;
+  let publisherStats: () => PublisherStats | null = () => null;
+  let consumerStats: () => ConsumerStats | null = () => null;
   let recorder: ClickRecorder | null = null;
   const pipelineMetrics = new PipelineMetrics(metrics.registry, {
     publisher: () => publisherStats(),
@@ -69,9 +71,53 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
   const keepsStore = consumes || config.amqp.url === undefined;
   const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, logger }) : null;
 
+  const brokerUrl = config.amqp.url;
+  const servesRedirects = config.role === 'all' || config.role === 'redirect';
+  const publisher =
+    options.recorder === undefined && config.clicks.enabled && brokerUrl !== undefined && servesRedirects
+      ? new AmqpClickPublisher({
+          url: brokerUrl,
+          queue: config.amqp.queue,
+          confirmTimeoutMs: config.amqp.confirmTimeoutMs,
+          flushIntervalMs: config.clicks.flushIntervalMs,
+          batchSize: config.clicks.batchSize,
+          spoolDir: config.clicks.spoolDir,
+          spoolMaxBytes: config.clicks.spoolMaxBytes,
+          // Half the drain budget: what the broker has not confirmed by then is spooled.
+          closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
+          logger,
+        })
+      : null;
+  if (publisher !== null) publisherStats = () => publisher.stats;
+  const consumer =
+    consumes && brokerUrl !== undefined
+      ? new AmqpClickConsumer({
+          url: brokerUrl,
+          queue: config.amqp.queue,
+          prefetch: config.amqp.prefetch,
+          batchSize: config.worker.batchSize,
+          batchWaitMs: config.worker.batchWaitMs,
+          confirmTimeoutMs: config.amqp.confirmTimeoutMs,
+          handle: async (events) => {
+            try {
+              await processor.handle(events);
+            } catch (error) {
+              pipelineMetrics.batchFailures.inc();
+              throw error;
+            }
+          },
+          logger,
+        })
+      : null;
+  if (consumer !== null) consumerStats = () => consumer.stats;
+  if (config.role === 'worker' && brokerUrl === undefined) {
+    logger.warn('ROLE=worker without AMQP_URL: there is no queue to consume; this worker only keeps the analytics store');
+  }
+
   recorder =
     options.recorder?.(processor) ??
     (!config.clicks.enabled ? new NoClickRecorder() : null) ??
+    publisher ??
     new BatchingClickRecorder({
       write: async (events) => {
         await processor.handle(events.map(identified));
@@ -95,13 +141,17 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
   return {
     recorder: activeRecorder,
     async start() {
-      if (maintenance === null) return;
-      // Partitions first, so the first batches land in their month and not the default partition.
-      await maintenance.prepare().catch((error: unknown) => logger.warn({ err: error }, 'could not create click partitions yet'));
-      maintenance.start();
+      if (maintenance !== null) {
+        // Partitions first, so the first batches land in their month and not the default partition.
+        await maintenance.prepare().catch((error: unknown) => logger.warn({ err: error }, 'could not create click partitions yet'));
+        maintenance.start();
+      }
+      consumer?.start();
     },
     async close() {
+      // Producer first: in ROLE=all the buffered clicks may still reach this process's consumer.
       await activeRecorder.close();
+      await consumer?.close();
       await maintenance?.close();
     },
   };
