@@ -12,6 +12,12 @@ export interface CacheKeys {
   readonly invalidationChannel: string;
   /** Clients refused on the redirect path, announced to every instance. */
   readonly throttleChannel: string;
+  /** Sorted set of `instance:code` members with event-stream subscribers, scored by expiry (epoch ms). */
+  readonly liveWatched: string;
+  /** Announces a code that just gained subscribers, so click writers start publishing it at once. */
+  readonly liveWatchChannel: string;
+  /** Stored clicks of one code, as JSON arrays of live clicks. */
+  liveClicks(code: string): string;
 }
 
 export function cacheKeys(prefix: string): CacheKeys {
@@ -22,5 +28,8 @@ export function cacheKeys(prefix: string): CacheKeys {
     rateLimit: (bucket, windowStart) => `${base}:rl:${bucket}:${windowStart}`,
     invalidationChannel: `${base}:invalidate`,
     throttleChannel: `${base}:throttle`,
+    liveWatched: `${base}:live:watched`,
+    liveWatchChannel: `${base}:live:watch`,
+    liveClicks: (code) => `${base}:live:clicks:${code}`,
   };
 }

@@ -90,6 +90,8 @@ export interface Config {
     readonly batchSize: number;
     /** How long a partial batch waits for more events before it is committed. */
     readonly batchWaitMs: number;
+    /** Batches a worker commits at once (each in its own transaction). */
+    readonly concurrency: number;
   };
   readonly exports: {
     /** A CSV export of at most this many clicks is answered at once; larger ones become a job. */
@@ -309,6 +311,7 @@ export function loadConfig(env: Env = process.env): Config {
     worker: {
       batchSize: read.int('WORKER_BATCH_SIZE', 5000, 1, 100_000),
       batchWaitMs: read.int('WORKER_BATCH_WAIT_MS', 100, 0, 60_000),
+      concurrency: read.int('WORKER_CONCURRENCY', 2, 1, 64),
     },
     exports: {
       syncMaxRows: read.int('EXPORT_SYNC_MAX_ROWS', 10_000, 0, 10_000_000),

@@ -1,12 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { ExportJobs } from '../analytics/export-jobs.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import type { Config } from '../config/config.js';
 import type { KeyService } from '../keys/key-service.js';
 import type { Actor } from '../links/link.js';
 import type { LinkService } from '../links/link-service.js';
+import type { LiveClickFeed } from '../live/live-click-feed.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
+import type { Queryable } from '../storage/database.js';
+import type { EventStreamOptions } from './event-streams.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { RouteDoc } from './openapi.js';
 
@@ -28,6 +32,14 @@ export interface AppDeps {
   idempotency: IdempotencyStore;
   metrics: Metrics;
   readiness: Readiness;
+  /** Stats, CSV exports and the live click stream. */
+  analytics: {
+    /** The primary store: rollups and raw clicks are written there (a replica may lag). */
+    db: Queryable;
+    liveClicks: LiveClickFeed;
+    exports: ExportJobs;
+    events: EventStreamOptions;
+  };
 }
 
 declare module 'fastify' {

@@ -12,10 +12,13 @@ import { gatewayHook } from './gateway.js';
 import { buildOpenApiDocument, type DocumentedRoute } from './openapi.js';
 import { homePage, notFoundPage } from './pages/html.js';
 import { sendProblem, toAppError } from './problem.js';
+import { eventRoutes } from './routes/event-routes.js';
+import { exportRoutes } from './routes/export-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { linkRoutes } from './routes/link-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { redirectRoutes } from './routes/redirect-routes.js';
+import { statsRoutes } from './routes/stats-routes.js';
 import { validatorCompiler } from './validation.js';
 
 /** Longer request targets get 414 before any routing or parsing work. */
@@ -143,6 +146,9 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     // Inside the API scope, so probing for endpoints is authenticated and rate limited too.
     api.setNotFoundHandler((request, reply) => sendProblem(request, reply, noRoute(request)));
     linkRoutes(api, deps);
+    statsRoutes(api, deps);
+    exportRoutes(api, deps);
+    eventRoutes(api, deps);
     keyRoutes(api, deps);
     api.get('/openapi.json', {
       config: {

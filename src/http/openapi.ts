@@ -46,8 +46,12 @@ const HEADER_DOCS: Readonly<Record<string, { description: string; schema: object
   'RateLimit-Reset': { description: 'Seconds until the window resets', schema: { type: 'integer' } },
   'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } },
   ETag: { description: 'Version of the link, for If-None-Match and If-Match', schema: { type: 'string' } },
-  Location: { description: 'Where the short link leads', schema: { type: 'string' } },
-  'Cache-Control': { description: 'private, no-store for 302/307; a bounded max-age for 301/308', schema: { type: 'string' } },
+  Location: { description: 'Where the short link leads; on the API, the resource created', schema: { type: 'string' } },
+  'Cache-Control': {
+    description: 'Redirects: private, no-store for 302/307, a bounded max-age for 301/308. API: private, never kept by shared caches',
+    schema: { type: 'string' },
+  },
+  'Content-Disposition': { description: 'attachment, with a file name', schema: { type: 'string' } },
 };
 
 /** Plain JSON Schema: TypeBox's symbol keys vanish through JSON. */

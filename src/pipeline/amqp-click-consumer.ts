@@ -30,6 +30,8 @@ export interface AmqpClickConsumerOptions {
   batchSize: number;
   /** How long a partial batch waits for more messages. */
   batchWaitMs: number;
+  /** Batches handled at once (default 1). */
+  concurrency?: number;
   /** Stores the events; resolves once committed. Must be idempotent by event id. */
   handle: (events: readonly IdentifiedClickEvent[]) => Promise<void>;
   logger: TransportLogger;
@@ -84,7 +86,8 @@ export class AmqpClickConsumer {
   private pending: Delivery[] = [];
   private pendingEvents = 0;
   private waitTimer: NodeJS.Timeout | null = null;
-  private processing: Promise<void> | null = null;
+  /** Batches being handled; at most `concurrency` at once. */
+  private readonly processing = new Set<Promise<void>>();
   private depthChannel: Promise<Channel | null> | null = null;
   private depthTimer: NodeJS.Timeout | null = null;
   private checkingDepth = false;
@@ -145,7 +148,7 @@ export class AmqpClickConsumer {
     this.wakeRetry?.();
     // A handle that hangs (a stuck database) must not hold the close: its messages are not
     // acknowledged, so closing the connection returns them to the queue.
-    await Promise.race([this.processing, delay(100)]);
+    await Promise.race([Promise.all(this.processing), delay(100)]);
     // The channel first: its close travels behind our acks on the same stream, whereas the
     // connection's close (channel 0) can overtake them and the broker would drop the acks.
     const open = this.session;
@@ -154,9 +157,9 @@ export class AmqpClickConsumer {
   }
 
   private async drainPending(): Promise<void> {
-    while (this.processing !== null || this.pending.length > 0) {
-      if (this.processing === null) this.kick();
-      await this.processing;
+    while (this.processing.size > 0 || this.pending.length > 0) {
+      this.kick();
+      await Promise.race(this.processing);
     }
   }
 
@@ -221,13 +224,17 @@ export class AmqpClickConsumer {
     else this.waitTimer ??= setTimeout(() => this.kick(), this.options.batchWaitMs);
   }
 
-  /** Starts the next batch, unless one is under way (it starts the next when it ends). */
+  /**
+   * Starts the next batch, unless `concurrency` are under way (each starts the next when it
+   * ends). Two batches in flight let one commit while the next is enriched and sent: a
+   * worker otherwise spends most of its time waiting for the database.
+   */
   private kick(): void {
     if (this.waitTimer !== null) {
       clearTimeout(this.waitTimer);
       this.waitTimer = null;
     }
-    if (this.processing !== null || this.pending.length === 0) return;
+    if (this.processing.size >= (this.options.concurrency ?? 1) || this.pending.length === 0) return;
     const batch: Delivery[] = [];
     let events = 0;
     while (this.pending.length > 0 && (batch.length === 0 || events < this.options.batchSize)) {
@@ -239,10 +246,13 @@ export class AmqpClickConsumer {
       events += size;
     }
     this.pendingEvents -= events;
-    this.processing = this.process(batch).finally(() => {
-      this.processing = null;
+    const processing: Promise<void> = this.process(batch).finally(() => {
+      this.processing.delete(processing);
       this.afterBatch();
     });
+    this.processing.add(processing);
+    // A full batch waiting behind this one may start at once, up to `concurrency`.
+    if (this.pendingEvents >= this.options.batchSize) this.kick();
   }
 
   private afterBatch(): void {
@@ -280,20 +290,19 @@ export class AmqpClickConsumer {
   }
 
   /**
-   * Acknowledges a batch with one `multiple` ack per channel: batches are taken in delivery
-   * order and unreadable messages were already rejected, so every unsettled tag up to the
-   * batch's last belongs to this batch.
+   * Acknowledges each message of a batch on its own: with batches committing concurrently
+   * and out of order, a `multiple` ack could settle an earlier batch that has not committed.
+   * A message carries hundreds of events, so this is a few dozen acks a second.
    */
   private acknowledge(batch: Delivery[]): void {
-    const last = new Map<Session, ConsumeMessage>();
-    for (const delivery of batch) last.set(delivery.session, delivery.message);
-    for (const [session, message] of last) {
-      if (!session.open) continue;
+    for (const delivery of batch) {
+      if (!delivery.session.open) continue;
       try {
-        session.channel.ack(message, true);
+        delivery.session.channel.ack(delivery.message);
       } catch (error) {
         // The channel died after handle: the messages come back and are skipped as duplicates.
         this.options.logger.warn({ err: error }, 'could not acknowledge a handled click batch; it will be delivered again');
+        return;
       }
     }
   }

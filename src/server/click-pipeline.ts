@@ -97,6 +97,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           prefetch: config.amqp.prefetch,
           batchSize: config.worker.batchSize,
           batchWaitMs: config.worker.batchWaitMs,
+          concurrency: config.worker.concurrency,
           confirmTimeoutMs: config.amqp.confirmTimeoutMs,
           handle: async (events) => {
             try {

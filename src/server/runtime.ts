@@ -19,6 +19,10 @@ import { buildApp, type BuiltApp } from '../http/app.js';
 import type { AppDeps } from '../http/app-deps.js';
 import { IdempotencyStore } from '../http/idempotency-store.js';
 import { MemoryLiveClickFeed, type LiveClickFeed } from '../live/live-click-feed.js';
+import { RedisLiveClickFeed } from '../live/redis-live-click-feed.js';
+import { ExportJobRunner } from '../analytics/export-job-runner.js';
+import { ExportJobs } from '../analytics/export-jobs.js';
+import { DEFAULT_EVENT_STREAM_OPTIONS, type EventStreamOptions } from '../http/event-streams.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { MemoryRateLimiter } from '../ratelimit/memory-rate-limiter.js';
@@ -42,6 +46,10 @@ export interface Runtime {
   built: BuiltApp;
   /** Set when this start created the first admin key: its secret, to print once. */
   createdAdmin: CreatedKey | null;
+  /** Where stored clicks are announced to event streams (on every instance, with Redis). */
+  liveClicks: LiveClickFeed;
+  /** Writes queued CSV exports; only on roles that run workers (worker, all). */
+  exportRunner: ExportJobRunner | null;
   /** Drains: readiness red, in-flight requests finish, clicks flushed, store closed. */
   close(): Promise<void>;
 }
@@ -53,6 +61,8 @@ export interface RuntimeOptions {
   defaultMetrics?: boolean;
   /** How changes reach the other processes when there is no Redis (e.g. cluster workers). */
   invalidation?: InvalidationBus;
+  /** Test hook: heartbeat and limits of the event streams. */
+  eventStreams?: Partial<EventStreamOptions>;
 }
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
@@ -159,7 +169,15 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       },
       { defaultMetrics: options.defaultMetrics ?? true },
     );
-    const liveClicks: LiveClickFeed = new MemoryLiveClickFeed();
+    const liveClicks: LiveClickFeed =
+      redis === null
+        ? new MemoryLiveClickFeed()
+        : new RedisLiveClickFeed(redis, { keys: redisKeys, onError: (error, operation) => logger.debug({ err: error, operation }, 'redis live click feed operation failed') });
+    const exportJobs = new ExportJobs(db, { ttlHours: config.exports.ttlHours });
+    const exportRunner =
+      config.role === 'worker' || config.role === 'all'
+        ? new ExportJobRunner({ jobs: exportJobs, db, includeIp: config.clicks.storeRawIp, logger })
+        : null;
     const pipeline = createClickPipeline({
       config,
       db,
@@ -192,9 +210,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         },
         check: () => db.ping(),
       },
+      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...options.eventStreams } },
     };
     const built = await buildApp(deps);
     await pipeline.start();
+    exportRunner?.start();
 
     let closing: Promise<void> | null = null;
     const close = (): Promise<void> =>
@@ -207,6 +227,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         logger.info({ clicksBuffered: clicks.buffered }, 'drain: requests finished');
         await pipeline.close();
         logger.info('drain: clicks flushed');
+        // A job under way goes back to the queue for another worker.
+        await exportRunner?.close();
         await liveClicks.close();
         await bus.close();
         await redis?.close();
@@ -214,7 +236,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         await db.close();
       })());
 
-    return { config, db, logger, deps, built, createdAdmin, close };
+    return { config, db, logger, deps, built, createdAdmin, liveClicks, exportRunner, close };
   } catch (error) {
     await Promise.all(replicas.map((replica) => replica.close().catch(() => undefined)));
     await db.close().catch(() => undefined);

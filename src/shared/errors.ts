@@ -11,11 +11,13 @@ export const ERROR_CATALOGUE = {
   not_found: { status: 404, title: 'Not found' },
   link_not_found: { status: 404, title: 'Link not found' },
   key_not_found: { status: 404, title: 'API key not found' },
+  export_not_found: { status: 404, title: 'Export not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   not_acceptable: { status: 406, title: 'Not acceptable' },
   alias_taken: { status: 409, title: 'Alias already taken' },
   last_admin_key: { status: 409, title: 'The last admin key cannot be revoked' },
   idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
+  export_not_ready: { status: 409, title: 'The export file is not ready' },
   link_gone: { status: 410, title: 'Link is no longer available' },
   precondition_failed: { status: 412, title: 'Precondition failed' },
   precondition_required: { status: 428, title: 'Precondition required' },
@@ -32,6 +34,7 @@ export const ERROR_CATALOGUE = {
   internal_error: { status: 500, title: 'Internal error' },
   dependency_unavailable: { status: 503, title: 'A dependency is unavailable' },
   shutting_down: { status: 503, title: 'Shutting down' },
+  too_many_streams: { status: 503, title: 'Too many open event streams on this instance' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

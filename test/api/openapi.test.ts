@@ -165,7 +165,7 @@ describe('OpenAPI document (embedded)', await backendTestOptions('embedded'), ()
     assert.ok(Object.keys(doc.paths).length > 0);
     assert.deepEqual(Object.keys(doc.components.securitySchemes), ['bearerAuth']);
     // Documented in every path item: every /api path of the contract.
-    for (const path of ['/api/v1/links', '/api/v1/links/bulk', '/api/v1/links/{code}', '/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/openapi.json', '/healthz', '/readyz', '/metrics', '/{code}', '/{code}/qr']) {
+    for (const path of ['/api/v1/links', '/api/v1/links/bulk', '/api/v1/links/{code}', '/api/v1/links/{code}/stats', '/api/v1/links/{code}/stats/export', '/api/v1/links/{code}/events', '/api/v1/exports/{id}', '/api/v1/exports/{id}/file', '/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/openapi.json', '/healthz', '/readyz', '/metrics', '/{code}', '/{code}/qr']) {
       assert.ok(doc.paths[path] !== undefined, `${path} is documented`);
     }
   });

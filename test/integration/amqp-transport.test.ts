@@ -336,6 +336,40 @@ describe('RabbitMQ click transport', options, () => {
     assert.equal(await readyMessages(queue), 0, 'nothing went back to the queue');
   });
 
+  test('batches handled at once are acknowledged each on its own: a stuck one is not settled by later ones', async () => {
+    queue = newQueue();
+    const received = new Received();
+    let calls = 0;
+    let running = 0;
+    let peak = 0;
+    const never = new Promise<void>(() => undefined);
+    const target = consumer(received, {
+      batchSize: 500,
+      concurrency: 2,
+      closeTimeoutMs: 300,
+      handle: async (events) => {
+        calls += 1;
+        running += 1;
+        peak = Math.max(peak, running);
+        // The first batch hangs (a stuck transaction) while the other slot carries on.
+        if (calls === 1) await never;
+        await sleep(10);
+        received.add(events);
+        running -= 1;
+      },
+    });
+    const source = publisher({ batchSize: 500 });
+    await eventually('the publisher to connect', () => source.stats.connected);
+    const events = Array.from({ length: 3000 }, (_, n) => click(n));
+    for (const event of events) source.record(event);
+    await source.flush();
+    await eventually(`2500 distinct events (have ${received.distinct})`, () => received.distinct === 2500);
+    assert.equal(peak, 2, 'two batches were handled at once');
+    await target.close();
+    // The stuck batch's message was never acknowledged, so it is back in the queue.
+    await eventually('the stuck message back in the queue', async () => (await readyMessages(queue)) === 1);
+  });
+
   test('two consumers on one queue share the work and see every event once between them', async () => {
     queue = newQueue();
     const received = new Received();

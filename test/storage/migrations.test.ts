@@ -11,6 +11,8 @@ const CORE_TABLES = [
   'click_events',
   'click_events_default',
   'clicks',
+  'export_chunks',
+  'export_jobs',
   'idempotency_keys',
   'link_agents_day',
   'link_breakdown_day',

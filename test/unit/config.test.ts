@@ -63,7 +63,7 @@ describe('loadConfig: defaults', () => {
       spoolDir: 'data/spool',
       spoolMaxBytes: 1024 ** 3,
     });
-    assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100 });
+    assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100, concurrency: 2 });
     assert.deepEqual(config.exports, { syncMaxRows: 10_000, ttlHours: 24 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
@@ -146,6 +146,7 @@ describe('loadConfig: every variable is parsed', () => {
     AMQP_CONFIRM_TIMEOUT_MS: '2000',
     WORKER_BATCH_SIZE: '1000',
     WORKER_BATCH_WAIT_MS: '50',
+    WORKER_CONCURRENCY: '3',
     EXPORT_SYNC_MAX_ROWS: '500',
     EXPORT_TTL_HOURS: '2',
     BODY_LIMIT_BYTES: '65536',
@@ -179,7 +180,7 @@ describe('loadConfig: every variable is parsed', () => {
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,
       clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
-      worker: { batchSize: 1000, batchWaitMs: 50 },
+      worker: { batchSize: 1000, batchWaitMs: 50, concurrency: 3 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,

@@ -1,0 +1,82 @@
+/** GET /api/v1/links/{code}/events: a link's clicks as they are stored, as Server-Sent Events. */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { Gauge } from 'prom-client';
+import { AppError } from '../../shared/errors.js';
+import type { AppDeps } from '../app-deps.js';
+import { EventStreamSchema } from '../analytics-schemas.js';
+import { EventStreams } from '../event-streams.js';
+import { requireActor } from '../gateway.js';
+import { PROBLEM_CONTENT_TYPE } from '../problem.js';
+import { CodeParamsSchema, ProblemSchema } from '../schemas.js';
+import { ownedLink } from './owned-link.js';
+
+export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
+  const { links, analytics, readiness, metrics } = deps;
+  const streams = new EventStreams(analytics.events);
+  new Gauge({
+    name: 'shunt_event_streams',
+    help: 'Open event streams (GET /api/v1/links/{code}/events) on this instance',
+    registers: [metrics.registry],
+    collect() {
+      this.set(streams.size);
+    },
+  });
+  // Before the server waits for its connections: an open stream would otherwise hold the
+  // drain until it is cut. Ended with a comment, clients reconnect, to another instance.
+  app.addHook('preClose', (done) => {
+    streams.endAll('server shutting down; reconnect');
+    done();
+  });
+
+  app.get<{ Params: { code: string } }>('/links/:code/events', {
+    schema: { params: CodeParamsSchema },
+    // A HEAD would open a stream that sends nothing and never ends.
+    exposeHeadRoute: false,
+    config: {
+      doc: {
+        operationId: 'streamLinkEvents',
+        summary: 'The clicks of a link as they are stored (Server-Sent Events)',
+        description:
+          'Each click is sent once the click pipeline has stored it, so the stream never shows a click the stats will not count. ' +
+          'Authentication is the `Authorization: Bearer` header, as everywhere: a browser\'s `EventSource` cannot send it, so use a ' +
+          'fetch-based client (fetch() and a ReadableStream reader, or a library built on them). Keys are never accepted in the URL, ' +
+          'where proxies and access logs would keep them. The stream starts at the moment of connection: `Last-Event-ID` is not ' +
+          `replayed (the stats count every click). Each instance holds at most ${analytics.events.maxStreams} streams; past that it ` +
+          'answers 503 `too_many_streams` with Retry-After. A proxy in front must not buffer the response (nginx: proxy_buffering off, ' +
+          'or the X-Accel-Buffering: no header this answer carries).',
+        tag: 'links',
+        auth: true,
+        responses: {
+          200: { description: 'The event stream; it ends only when the client or the server closes it', schema: EventStreamSchema, contentType: 'text/event-stream', headers: ['Cache-Control'] },
+          503: { description: 'Too many open streams on this instance, or it is shutting down', schema: ProblemSchema, contentType: PROBLEM_CONTENT_TYPE, headers: ['Retry-After'] },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const actor = requireActor(request);
+    if (readiness.draining) throw new AppError('shutting_down', { detail: 'This instance is shutting down; reconnect', headers: { 'Retry-After': '1' } });
+    const link = await ownedLink(links, request.params.code, actor);
+    if (streams.full) {
+      throw new AppError('too_many_streams', {
+        detail: `This instance holds ${analytics.events.maxStreams} event streams already; retry, another instance may take it`,
+        headers: { 'Retry-After': '5' },
+      });
+    }
+    // From here on the response is written by hand; the headers Fastify holds for it
+    // (request id, rate limits) go out with the head.
+    void reply.hijack();
+    const headers: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
+    reply.raw.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream; charset=utf-8',
+      // no-transform: a proxy must not compress or otherwise hold back the events.
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+    });
+    const stream = streams.start(reply.raw);
+    if (!stream.open) return;
+    stream.onEnd(analytics.liveClicks.subscribe(link.code, (click) => stream.send('click', click.id, JSON.stringify(click))));
+  });
+}
