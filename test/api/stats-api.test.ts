@@ -225,3 +225,42 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0';
+
+for (const backend of BACKENDS) {
+  describe(`clicks served are in the stats and the export (${backend})`, await backendTestOptions(backend), () => {
+    let app: TestApp;
+    before(async () => {
+      app = await startTestApp(backend);
+    });
+    after(() => app.close());
+
+    test('redirects, through the click queue and the worker, to stats and CSV', async () => {
+      const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: 'https://example.com/served', alias: 'served' } });
+      assert.equal(created.statusCode, 201, created.body);
+      const headers = { 'user-agent': FIREFOX, referer: 'https://news.example/post?id=1' };
+      for (let i = 0; i < 5; i += 1) assert.equal((await app.request({ url: '/served', key: null, headers })).statusCode, 302);
+      assert.equal((await app.request({ method: 'HEAD', url: '/served', key: null, headers })).statusCode, 302);
+      await app.runtime.deps.clicks.flush();
+
+      const range = `from=${new Date(Date.now() - HOUR).toISOString()}&to=${new Date(Date.now() + HOUR).toISOString()}`;
+      const humans = await app.request({ url: `/api/v1/links/served/stats?${range}&interval=day` });
+      assert.equal(humans.statusCode, 200, humans.body);
+      const stats = humans.json<LinkStats>();
+      // One client (same address and agent) is one visitor; the HEAD is a bot, left out.
+      assert.deepEqual(stats.totals, { clicks: 5, uniques: 1 });
+      assert.deepEqual(stats.referrers, [{ value: 'news.example', clicks: 5 }]);
+      assert.deepEqual(stats.browsers, [{ value: 'Firefox', clicks: 5 }]);
+      assert.deepEqual(stats.devices, [{ value: 'desktop', clicks: 5 }]);
+      const all = (await app.request({ url: `/api/v1/links/served/stats?${range}&interval=day&bots=include` })).json<LinkStats>();
+      assert.equal(all.totals.clicks, 6);
+
+      const csv = await app.request({ url: `/api/v1/links/served/stats/export?${range}` });
+      assert.equal(csv.statusCode, 200, csv.body);
+      const lines = csv.body.trim().split(/\r?\n/);
+      assert.equal(lines.length, 7, 'a header and one row per click');
+      assert.equal(lines.slice(1).filter((line) => line.includes(',HEAD,')).length, 1);
+    });
+  });
+}
