@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pg from 'pg';
 import type { Actor } from '../../src/links/link.js';
 import type { CodeSource } from '../../src/links/link-service.js';
@@ -49,6 +50,11 @@ async function createLinks(runtime: Runtime, label: string, total: number, concu
       next += 1;
       if (i >= total) return;
       await runtime.deps.links.create({ url: `https://example.com/${label}/${i}` }, actor);
+      // The embedded store answers within microtasks: without a turn of the event loop
+      // here, its callers would starve the PostgreSQL case running alongside (its pool's
+      // connect timers fire before the sockets are read). Requests from a socket get that
+      // turn anyway.
+      await yieldToEventLoop();
     }
   };
   await Promise.all(Array.from({ length: concurrency }, () => worker()));
