@@ -87,7 +87,20 @@ async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[
   return fresh;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+/**
+ * A bucket's ISO text. Rows of a batch share few buckets, and formatting a date for every row
+ * showed up in profiles, so the texts of recent buckets are kept.
+ */
+const isoTexts = new Map<number, string>();
+function iso(ms: number): string {
+  let text = isoTexts.get(ms);
+  if (text === undefined) {
+    if (isoTexts.size >= 4096) isoTexts.clear();
+    text = new Date(ms).toISOString();
+    isoTexts.set(ms, text);
+  }
+  return text;
+}
 
 /** The events this statement inserted; those already stored are left out. */
 async function insertEvents(tx: Queryable, events: readonly EnrichedClick[]): Promise<EnrichedClick[]> {

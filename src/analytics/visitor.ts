@@ -20,8 +20,18 @@ const DAY_MS = 86_400_000;
 export const VISITOR_SALT_PAST_DAYS = 2;
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
+// The last day formatted: a batch's events almost all fall on one day, and this runs per event.
+let lastDayNumber = Number.NaN;
+let lastDay = '';
+
 export function utcDay(at: Date | number): string {
-  return new Date(at).toISOString().slice(0, 10);
+  const ms = typeof at === 'number' ? at : at.getTime();
+  const dayNumber = Math.floor(ms / DAY_MS);
+  if (dayNumber !== lastDayNumber) {
+    lastDay = new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
+    lastDayNumber = dayNumber;
+  }
+  return lastDay;
 }
 
 export function isUtcDay(day: string): boolean {

@@ -15,7 +15,7 @@
  */
 import type { ConfirmChannel } from 'amqplib';
 import { identified, CLICK_EVENT_VERSION, type ClickEvent, type ClickRecorder, type IdentifiedClickEvent } from '../clicks/click-event.js';
-import { clickEventProblem, encodeClickBatch } from '../clicks/click-event-codec.js';
+import { encodeProducedClickBatch } from '../clicks/click-event-codec.js';
 import { AmqpConnection, type BackoffOptions, type TransportLogger } from './amqp-connection.js';
 import { assertClickTopology, CLICK_BATCH_MESSAGE_TYPE, SCHEMA_VERSION_HEADER } from './amqp-topology.js';
 import { ClickSpool, type ClickSpoolProblem } from './click-spool.js';
@@ -58,8 +58,6 @@ export interface AmqpClickPublisherStats {
   spoolBytes: number;
   /** Events lost: spool full or failing, or recorded after close. */
   droppedEvents: number;
-  /** Events refused because they could not be encoded (a bug upstream), also lost. */
-  invalidEvents: number;
 }
 
 /** Why a batch did not go out; only for logs. */
@@ -104,7 +102,6 @@ export class AmqpClickPublisher implements ClickRecorder {
   private published = 0;
   private publishFailures = 0;
   private dropped = 0;
-  private invalid = 0;
   private needsDrain = false;
   private drained: Promise<void> | null = null;
   private wakeDrainWaiters: (() => void) | null = null;
@@ -170,7 +167,6 @@ export class AmqpClickPublisher implements ClickRecorder {
       spooledEvents: spool.events,
       spoolBytes: spool.bytes,
       droppedEvents: spool.dropped + this.dropped,
-      invalidEvents: this.invalid,
     };
   }
 
@@ -238,9 +234,7 @@ export class AmqpClickPublisher implements ClickRecorder {
 
   /** Never rejects: the batch ends confirmed, spooled, or (spool full) counted as dropped. */
   private async send(batch: IdentifiedClickEvent[]): Promise<void> {
-    const encoded = this.encode(batch);
-    if (encoded === null) return;
-    const { payload, events } = encoded;
+    const { payload, events } = this.encode(batch);
     if (this.needsDrain && !(await this.waitForDrain())) {
       this.toSpool(payload, events, 'the channel write buffer stayed full');
       return;
@@ -379,23 +373,8 @@ export class AmqpClickPublisher implements ClickRecorder {
       });
   }
 
-  /** One message body; events that cannot be encoded are counted and left out rather than sinking the batch. */
-  private encode(batch: IdentifiedClickEvent[]): { payload: Buffer; events: number } | null {
-    try {
-      return { payload: Buffer.from(encodeClickBatch(batch), 'utf8'), events: batch.length };
-    } catch {
-      const good = batch.filter((event) => {
-        try {
-          return clickEventProblem(event) === null;
-        } catch {
-          return false;
-        }
-      });
-      this.invalid += batch.length - good.length;
-      this.options.logger.error({ invalid: batch.length - good.length, events: batch.length }, 'click events that cannot be encoded were dropped');
-      if (good.length === 0) return null;
-      return { payload: Buffer.from(encodeClickBatch(good), 'utf8'), events: good.length };
-    }
+  private encode(batch: IdentifiedClickEvent[]): { payload: Buffer; events: number } {
+    return { payload: Buffer.from(encodeProducedClickBatch(batch), 'utf8'), events: batch.length };
   }
 
   private spoolProblem(problem: ClickSpoolProblem): void {
