@@ -2,8 +2,9 @@
  * Clicks announced as they are stored, for the events stream of a link. Workers publish a
  * batch once it is committed, so a client never sees a click that the stats will not count;
  * API instances subscribe per link. With Redis the announcement reaches every instance
- * (redis-live-click-feed.ts); without it, this process's subscribers only, which is the
- * whole deployment in the embedded default.
+ * (redis-live-click-feed.ts); without it, the worker processes of one machine
+ * (cluster-live-click-feed.ts), or this process's own subscribers, which is the whole
+ * deployment in the embedded default.
  */
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 

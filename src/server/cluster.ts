@@ -1,7 +1,7 @@
 /**
  * `shunt start` with more than one worker: a primary process prepares the store once,
- * forks the workers (node:cluster; they share the port), relays cache invalidations
- * between them, replaces the ones that die, and stops them all on SIGTERM/SIGINT.
+ * forks the workers (node:cluster; they share the port), relays cache invalidations and
+ * live clicks between them (when there is no Redis), replaces the ones that die, and stops them all on SIGTERM/SIGINT.
  * With one worker there is no primary: the process serves by itself.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ClusterInvalidationBus, processChannel, relayInvalidation } from '../cache/cluster-invalidation.js';
 import { KeyRepository } from '../keys/key-repository.js';
+import { ClusterLiveClickFeed, relayLiveClicks } from '../live/cluster-live-click-feed.js';
 import { KeyService } from '../keys/key-service.js';
 import { createLogger } from '../observability/logger.js';
 import { prepareStore } from './prepare-store.js';
@@ -21,8 +22,12 @@ type Print = (line: string) => void;
 export async function start(config: Config, print: Print): Promise<void> {
   if (config.workers <= 1) return serve(config, print);
   if (cluster.isWorker) {
-    // With Redis the runtime invalidates through it; an idle IPC bus would only hold the channel open.
-    const options = config.redis.url === undefined ? { invalidation: new ClusterInvalidationBus(processChannel()) } : {};
+    // With Redis the runtime invalidates and announces clicks through it; an idle IPC bus
+    // would only hold the channel open.
+    const options =
+      config.redis.url === undefined
+        ? { invalidation: new ClusterInvalidationBus(processChannel()), liveClicks: new ClusterLiveClickFeed(processChannel()) }
+        : {};
     try {
       return await serve(config, print, options);
     } catch (error) {
@@ -74,7 +79,8 @@ class Supervisor {
 
   start(): void {
     cluster.on('message', (_sender, message: unknown) => {
-      relayInvalidation(message, Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined));
+      const workers = Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
+      if (!relayInvalidation(message, workers)) relayLiveClicks(message, workers);
     });
     cluster.on('listening', (worker) => {
       const running = this.running.get(worker);

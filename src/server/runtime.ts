@@ -61,6 +61,8 @@ export interface RuntimeOptions {
   defaultMetrics?: boolean;
   /** How changes reach the other processes when there is no Redis (e.g. cluster workers). */
   invalidation?: InvalidationBus;
+  /** How stored clicks reach the other processes' event streams when there is no Redis (cluster workers). */
+  liveClicks?: LiveClickFeed;
   /** Test hook: heartbeat and limits of the event streams. */
   eventStreams?: Partial<EventStreamOptions>;
 }
@@ -171,7 +173,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     );
     const liveClicks: LiveClickFeed =
       redis === null
-        ? new MemoryLiveClickFeed()
+        ? (options.liveClicks ?? new MemoryLiveClickFeed())
         : new RedisLiveClickFeed(redis, { keys: redisKeys, onError: (error, operation) => logger.debug({ err: error, operation }, 'redis live click feed operation failed') });
     const exportJobs = new ExportJobs(db, { ttlHours: config.exports.ttlHours });
     const exportRunner =

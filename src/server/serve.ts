@@ -19,9 +19,12 @@ export function leaveCluster(): void {
 }
 
 export async function serve(config: Config, print: (line: string) => void, options: RuntimeOptions = {}): Promise<void> {
-  // The runtime closes only a bus it used (Redis wins over a given one), and an unclosed
-  // cluster bus keeps its IPC channel, and so the process, alive.
-  const closeGivenBus = (): Promise<void> => options.invalidation?.close() ?? Promise.resolve();
+  // The runtime closes only a bus or feed it used (Redis wins over a given one), and an
+  // unclosed cluster bus or feed keeps its IPC channel, and so the process, alive.
+  const closeGivenBus = async (): Promise<void> => {
+    await options.invalidation?.close();
+    await options.liveClicks?.close();
+  };
   let runtime: Runtime;
   try {
     runtime = await createRuntime(config, options);

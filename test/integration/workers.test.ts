@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { backendTestOptions, createPostgresDatabase } from '../helpers/backends.js';
 import { freePort, runShunt, startShunt, type ShuntProcess } from '../helpers/process.js';
+import { SseClient } from '../helpers/sse-client.js';
 
 const ADMIN_KEY = /shunt_[A-Za-z0-9]{40}/g;
 const LOG_WAIT_MS = 60_000;
@@ -362,5 +363,50 @@ describe('shunt start --workers 2 on PostgreSQL', postgres, () => {
     const started = startedWorkerPids(failing);
     for (let i = 0; i < 100 && started.some(isAlive); i += 1) await sleep(50);
     assert.deepEqual(started.filter((pid) => isAlive(pid) && isShunt(pid)), [], 'no worker is left behind');
+  });
+});
+
+describe('shunt start --workers 2 without Redis: live clicks', postgres, () => {
+  const admin = 'workers-live-admin-key-0123456789';
+  let database: { url: string; drop: () => Promise<void> } | undefined;
+  let shunt: ShuntProcess | undefined;
+
+  before(async () => {
+    database = await createPostgresDatabase();
+    shunt = await startShunt({ DATABASE_URL: database.url, ADMIN_API_KEY: admin, CLICK_FLUSH_INTERVAL_MS: '50' }, ['--workers', '2']);
+    const running = shunt;
+    await waitForLog(running, 'two workers listening', () => new Set(listeningPids(running)).size === 2);
+  });
+
+  after(async () => {
+    await stopForGood(shunt);
+    await database?.drop();
+  });
+
+  test('a stream held by one worker sees the clicks every worker stores', async () => {
+    assert.ok(shunt !== undefined);
+    const created = await send(`${shunt.url}/api/v1/links`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'https://example.com/live' }),
+    });
+    assert.equal(created.status, 201, created.body);
+    const { code } = JSON.parse(created.body) as { code: string };
+    const stream = await SseClient.connect(`${shunt.url}/api/v1/links/${code}/events`, { authorization: `Bearer ${admin}` });
+    assert.equal(stream.status, 200);
+    await stream.next((frame) => frame.comments.some((comment) => comment.includes('connected')));
+    // The stream's worker announces the watch over IPC; the other worker must have heard it.
+    await sleep(300);
+
+    const answers = [];
+    for (let i = 0; i < 20; i += 1) answers.push(await probe(shunt, `/${code}`));
+    assert.ok(answers.every((answer) => answer.status === 302));
+    assert.equal(new Set(answers.map((answer) => answer.pid)).size, 2, 'both workers served (and stored) clicks');
+
+    const deadline = Date.now() + 10_000;
+    const ids = (): Set<string> => new Set(stream.frames.filter((frame) => frame.event === 'click').map((frame) => frame.id ?? ''));
+    while (ids().size < 20 && Date.now() < deadline) await sleep(50);
+    assert.equal(ids().size, 20, 'every click, from both workers, reached the one stream');
+    stream.close();
   });
 });
