@@ -13,16 +13,14 @@
  * combinations with Zipf-like weights, over 24 hours; minute rows for the last 14 days
  * only (minute counters are pruned after a couple of weeks).
  */
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { compactRollups } from '../src/analytics/rollup-compaction.js';
 import { linkStats, type LinkStatsOptions } from '../src/analytics/stats-query.js';
 import { openDatabase, type Database } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrate.js';
+import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 
 const CODE = 'big';
@@ -47,22 +45,13 @@ async function openStore(): Promise<{ db: Database; drop: () => Promise<void> }>
     const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
     return { db, drop: () => db.close() };
   }
-  const name = `shunt_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const db = await openDatabase({ url: url.href, dataDir: 'memory://', poolSize: 4, applicationName: 'shunt-stats-bench' });
+  const database = await createPostgresDatabase();
+  const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 4, applicationName: 'shunt-stats-bench' });
   return {
     db,
     drop: async () => {
       await db.close();
-      const client = new pg.Client({ connectionString: ADMIN_URL });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
+      await database.drop();
     },
   };
 }

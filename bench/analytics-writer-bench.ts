@@ -12,18 +12,16 @@
  * OS and devices, 3% bots; click times advance by 50 µs per event (20,000 events/s), so a
  * batch spans a realistic handful of minute buckets. Every scenario writes new events.
  */
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { writeBatch } from '../src/analytics/analytics-writer.js';
 import { ensurePartitions } from '../src/analytics/click-partitions.js';
 import type { EnrichedClick } from '../src/analytics/enriched-click.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { openDatabase, type Database } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrate.js';
+import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const LINKS = Number(process.env.BENCH_LINKS ?? 10_000);
@@ -73,26 +71,17 @@ async function openStore(): Promise<{ open: (poolSize: number) => Promise<Databa
     const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
     return { open: () => Promise.resolve(db), drop: () => db.close() };
   }
-  const name = `shunt_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  const database = await createPostgresDatabase();
   const opened: Database[] = [];
   return {
     open: async (poolSize) => {
-      const db = await openDatabase({ url: url.href, dataDir: 'memory://', poolSize, applicationName: 'shunt-analytics-bench' });
+      const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize, applicationName: 'shunt-analytics-bench' });
       opened.push(db);
       return db;
     },
     drop: async () => {
       await Promise.all(opened.map((db) => db.close()));
-      const client = new pg.Client({ connectionString: ADMIN_URL });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
+      await database.drop();
     },
   };
 }
