@@ -23,6 +23,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { encodeClickBatch } from '../src/clicks/click-event-codec.js';
 import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
+import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
@@ -99,12 +100,15 @@ function histogramPercentile(metrics: string, name: string, q: number): number {
   return NaN;
 }
 
+/** Removes the queue, its dead-letter queue and exchange (amqp-topology.ts) that the run declared. */
 async function deleteQueues(queue: string): Promise<void> {
+  const names = clickTopologyNames(queue);
   const connection = await amqp.connect(AMQP_URL);
   try {
     const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dead`);
+    await channel.deleteQueue(names.queue);
+    await channel.deleteQueue(names.deadLetterQueue);
+    await channel.deleteExchange(names.deadLetterExchange);
   } finally {
     await connection.close();
   }
