@@ -28,15 +28,12 @@ export interface ConsumerStats {
 export interface PipelineStatsSource {
   publisher: () => PublisherStats | null;
   consumer: () => ConsumerStats | null;
-  /** Events buffered in this process, not yet published or stored. */
-  buffered: () => number;
 }
 
 export class PipelineMetrics {
   readonly stored: Counter;
   readonly duplicates: Counter;
   readonly lag: Histogram;
-  readonly batchFailures: Counter;
 
   constructor(registry: Registry, source: PipelineStatsSource) {
     const registers = [registry];
@@ -44,11 +41,6 @@ export class PipelineMetrics {
     this.duplicates = new Counter({
       name: 'shunt_click_duplicates_total',
       help: 'Click events delivered again and skipped because they were already stored',
-      registers,
-    });
-    this.batchFailures = new Counter({
-      name: 'shunt_click_batch_failures_total',
-      help: 'Click batches whose transaction failed; the batch is retried',
       registers,
     });
     this.lag = new Histogram({

@@ -49,11 +49,9 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
   const enricher = new ClickEnricher({ salts, storeRawIp: config.clicks.storeRawIp });
   let publisherStats: () => PublisherStats | null = () => null;
   let consumerStats: () => ConsumerStats | null = () => null;
-  let recorder: ClickRecorder | null = null;
   const pipelineMetrics = new PipelineMetrics(metrics.registry, {
     publisher: () => publisherStats(),
     consumer: () => consumerStats(),
-    buffered: () => recorder?.buffered ?? 0,
   });
   const processor = new ClickProcessor({
     db,
@@ -103,7 +101,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
             try {
               await processor.handle(events);
             } catch (error) {
-              pipelineMetrics.batchFailures.inc();
+              metrics.clickWriteFailures.inc();
               throw error;
             }
           },
@@ -115,7 +113,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     logger.warn('ROLE=worker without AMQP_URL: there is no queue to consume; this worker only keeps the analytics store');
   }
 
-  recorder =
+  const recorder: ClickRecorder =
     options.recorder?.(processor) ??
     (!config.clicks.enabled ? new NoClickRecorder() : null) ??
     publisher ??
@@ -127,7 +125,6 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
       batchSize: config.worker.batchSize,
       maxBuffered: 100_000,
       onError: (error, events) => {
-        pipelineMetrics.batchFailures.inc();
         metrics.clickWriteFailures.inc();
         logger.error({ err: error, events }, 'click batch write failed; kept for retry');
       },
@@ -137,10 +134,9 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
         logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
       },
     });
-  const activeRecorder = recorder;
 
   return {
-    recorder: activeRecorder,
+    recorder,
     async start() {
       if (maintenance !== null) {
         // Partitions first, so the first batches land in their month and not the default partition.
@@ -151,7 +147,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     },
     async close() {
       // Producer first: in ROLE=all the buffered clicks may still reach this process's consumer.
-      await activeRecorder.close();
+      await recorder.close();
       await consumer?.close();
       await maintenance?.close();
     },
