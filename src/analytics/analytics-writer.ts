@@ -81,9 +81,12 @@ async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[
   if (fresh.length === 0) return fresh;
   const rollups = aggregateBatch(fresh);
   await recordVisitors(tx, rollups.visitors, rollups.day);
+  // The day rows first, as compaction takes them first (rollup-compaction.ts): a batch that
+  // meets a day being folded then waits before it writes anything else of that day, and its
+  // rows cannot end up on a shard whose day row was already folded away.
+  await upsertDays(tx, rollups.day, shard);
   await upsertCounters(tx, 'link_clicks_minute', rollups.minute, shard);
   await upsertCounters(tx, 'link_clicks_hour', rollups.hour, shard);
-  await upsertDays(tx, rollups.day, shard);
   await upsertBreakdowns(tx, rollups.breakdown, shard);
   await upsertAgents(tx, rollups.agents, shard);
   return fresh;

@@ -29,10 +29,17 @@ interface Table {
   counters: readonly string[];
 }
 
+/**
+ * The day table first, as writers write it first (analytics-writer.ts). Its rows are how the
+ * next run finds a link to fold, so a batch must not be able to leave other rows on a shard
+ * after this run folded that shard's day row: a writer holding a day row makes this wait
+ * before anything else is folded, and one that comes after finds the day row gone and writes
+ * a new one, which the next run finds.
+ */
 const TABLES: readonly Table[] = [
+  { name: 'link_clicks_day', keys: [], counters: ['human', 'bot', 'visitors', 'human_visitors'] },
   { name: 'link_clicks_minute', keys: [], counters: ['human', 'bot'] },
   { name: 'link_clicks_hour', keys: [], counters: ['human', 'bot'] },
-  { name: 'link_clicks_day', keys: [], counters: ['human', 'bot', 'visitors', 'human_visitors'] },
   { name: 'link_breakdown_day', keys: ['dimension', 'value'], counters: ['human', 'bot'] },
   { name: 'link_agents_day', keys: ['browser', 'os', 'device'], counters: ['human', 'bot'] },
 ];
