@@ -15,7 +15,7 @@
  * JSON.stringify is native; the stored values are the same.
  */
 import { randomInt } from 'node:crypto';
-import type { Database, Queryable } from '../storage/database.js';
+import { transactionRetryingConflicts, type Database, type Queryable } from '../storage/database.js';
 import type { EnrichedClick } from './enriched-click.js';
 import { aggregateBatch, countVisitors, type AgentRow, type BreakdownRow, type CounterRow, type DayRow, type VisitorRow } from './rollup-aggregation.js';
 
@@ -23,7 +23,6 @@ import { aggregateBatch, countVisitors, type AgentRow, type BreakdownRow, type C
 export const ROLLUP_SHARDS = 8;
 /** Attempts of a batch that lost a deadlock or serialization race (the work is all rolled back). */
 const MAX_ATTEMPTS = 3;
-const RETRYABLE_STATES: ReadonlySet<string> = new Set(['40001', '40P01']);
 
 export interface WriteBatchOptions {
   /**
@@ -44,11 +43,6 @@ export interface WriteBatchResult {
   stored: readonly EnrichedClick[];
 }
 
-function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && RETRYABLE_STATES.has(code);
-}
-
 /** First occurrence of each id, in id order: overlapping batches then lock ids in one order. */
 function distinctById(clicks: readonly EnrichedClick[]): EnrichedClick[] {
   const byId = new Map<string, EnrichedClick>();
@@ -64,15 +58,11 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
   const shard = options.shard ?? randomInt(ROLLUP_SHARDS);
   if (!Number.isInteger(shard) || shard < 0 || shard >= ROLLUP_SHARDS) throw new RangeError(`shard must be 0-${ROLLUP_SHARDS - 1}`);
   const events = distinctById(clicks);
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      const stored = await db.transaction((tx) => writeInTransaction(tx, events, shard));
-      return { inserted: stored.length, duplicates: clicks.length - stored.length, stored };
-    } catch (error) {
-      if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
-      options.onRetry?.(error, attempt);
-    }
-  }
+  const stored = await transactionRetryingConflicts(db, (tx) => writeInTransaction(tx, events, shard), {
+    attempts: MAX_ATTEMPTS,
+    ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
+  });
+  return { inserted: stored.length, duplicates: clicks.length - stored.length, stored };
 }
 
 /** `events` have distinct lower-case ids, sorted. Returns those that were new. */

@@ -9,7 +9,7 @@
  * Late clicks of a compacted day land on their batch's shard again and are folded by the
  * next run; running it again on a compacted day finds nothing to do.
  */
-import type { Database, Queryable } from '../storage/database.js';
+import { transactionRetryingConflicts, type Database, type Queryable } from '../storage/database.js';
 import { INTERVAL_MS } from './rollup-aggregation.js';
 
 const DAY_MS = INTERVAL_MS.day;
@@ -43,11 +43,6 @@ const TABLES: readonly Table[] = [
   { name: 'link_breakdown_day', keys: ['dimension', 'value'], counters: ['human', 'bot'] },
   { name: 'link_agents_day', keys: ['browser', 'os', 'device'], counters: ['human', 'bot'] },
 ];
-
-function isRetryable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
-}
 
 async function foldTable(tx: Queryable, table: Table, codes: readonly string[], from: string, to: string): Promise<number> {
   const key = ['code', 'bucket', ...table.keys].join(', ');
@@ -85,18 +80,15 @@ export async function compactDay(db: Database, day: Date, options: { chunk?: num
   let folded = 0;
   for (let i = 0; i < codes.length; i += chunk) {
     const group = codes.slice(i, i + chunk);
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        folded += await db.transaction(async (tx) => {
-          let rows = 0;
-          for (const table of TABLES) rows += await foldTable(tx, table, group, from, to);
-          return rows;
-        });
-        break;
-      } catch (error) {
-        if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
-      }
-    }
+    folded += await transactionRetryingConflicts(
+      db,
+      async (tx) => {
+        let rows = 0;
+        for (const table of TABLES) rows += await foldTable(tx, table, group, from, to);
+        return rows;
+      },
+      { attempts: MAX_ATTEMPTS },
+    );
   }
   return { links: codes.length, folded };
 }

@@ -144,6 +144,28 @@ export function isDataError(error: unknown): boolean {
   return /^2[23][0-9A-Z]{3}$/.test(sqlState(error) ?? '');
 }
 
+/** Serialization failure and deadlock: the transaction was rolled back whole and may simply run again. */
+const CONFLICT_STATES: ReadonlySet<string> = new Set(['40001', '40P01']);
+
+/**
+ * Runs `work` in a transaction, again when it lost a deadlock or serialization race, up to
+ * `attempts` times in all; any other error, or the last one, is thrown.
+ */
+export async function transactionRetryingConflicts<T>(
+  db: Database,
+  work: (tx: Queryable) => Promise<T>,
+  options: { attempts: number; onRetry?: (error: unknown, attempt: number) => void },
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await db.transaction(work);
+    } catch (error) {
+      if (attempt >= options.attempts || !CONFLICT_STATES.has(sqlState(error) ?? '')) throw error;
+      options.onRetry?.(error, attempt);
+    }
+  }
+}
+
 /** PostgreSQL's SQLSTATE for a unique violation. */
 export const UNIQUE_VIOLATION = '23505';
 
