@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `shunt <command>`: start, migrate, keys create|list|revoke.
+ * `shunt <command>`: start, migrate, keys create|list|revoke, import, export, bench, capacity.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/config.js';
@@ -8,11 +8,12 @@ import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService } from '../keys/key-service.js';
 import { KEY_ROLES, type KeyRole } from '../keys/api-key.js';
 import { isAppError } from '../shared/errors.js';
-import { openDatabase, type Database } from '../storage/database.js';
-import { migrate } from '../storage/migrate.js';
 import { start } from '../server/cluster.js';
 import { prepareStore } from '../server/prepare-store.js';
 import { createLogger } from '../observability/logger.js';
+import { err, out, UsageError, withDatabase } from './cli-io.js';
+import { IMPORT_USAGE, importCommand } from './import/import-command.js';
+import { EXPORT_USAGE, exportCommand } from './export.js';
 
 const USAGE = `Usage: shunt <command>
 
@@ -23,20 +24,17 @@ Commands:
   keys create --name N [--role R]    create an API key (role: admin or member; default member)
   keys list                          list API keys
   keys revoke <id>                   revoke an API key
+  import <file> [--format F] ...     create links from a Bitly, Shlink, YOURLS, Kutt or CSV export
+  export [--format csv|json] ...     write every link as a file \`shunt import\` reads back
+
+\`shunt <command> --help\` describes a command's options.
 `;
 
-const out = (line: string): void => void process.stdout.write(`${line}\n`);
-const err = (line: string): void => void process.stderr.write(`${line}\n`);
-
-async function withDatabase<T>(config: Config, work: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 2 });
-  try {
-    await migrate(db);
-    return await work(db);
-  } finally {
-    await db.close();
-  }
-}
+/** Commands with options of their own: their usage text and what runs them. */
+const COMMANDS: Readonly<Record<string, { usage: string; run: (config: Config, args: string[]) => Promise<number> }>> = {
+  import: { usage: IMPORT_USAGE, run: importCommand },
+  export: { usage: EXPORT_USAGE, run: exportCommand },
+};
 
 async function keysCommand(config: Config, args: string[]): Promise<number> {
   const [action, ...rest] = args;
@@ -108,6 +106,11 @@ async function main(argv: string[]): Promise<number> {
     out(USAGE);
     return command === undefined ? 2 : 0;
   }
+  const sub = COMMANDS[command];
+  if (sub !== undefined && (args.includes('--help') || args.includes('-h'))) {
+    out(sub.usage);
+    return 0;
+  }
   const overrides = command === 'start' ? startOverrides(args) : {};
   if (typeof overrides === 'string') {
     err(`${overrides}\n\n${USAGE}`);
@@ -138,8 +141,23 @@ async function main(argv: string[]): Promise<number> {
     case 'keys':
       return keysCommand(config, args);
     default:
+      if (sub !== undefined) return runCommand(sub, config, args);
       err(`Unknown command: ${command}\n\n${USAGE}`);
       return 2;
+  }
+}
+
+/** Bad options and unreadable input are usage errors: a clear message, the usage, exit 2. */
+async function runCommand(sub: { usage: string; run: (config: Config, args: string[]) => Promise<number> }, config: Config, args: string[]): Promise<number> {
+  try {
+    return await sub.run(config, args);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (error instanceof UsageError || code.startsWith('ERR_PARSE_ARGS')) {
+      err(`${(error as Error).message}\n\n${sub.usage}`);
+      return 2;
+    }
+    throw error;
   }
 }
 

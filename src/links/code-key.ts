@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../storage/database.js';
+import { CodeAllocator, CodePermutation } from './short-code.js';
 
 const SETTING = 'code_permutation_key';
 
@@ -23,4 +24,13 @@ export async function leaseCodeBlock(db: Database): Promise<bigint> {
   const block = result.rows[0]?.block;
   if (block === undefined) throw new Error('no block from link_code_blocks');
   return BigInt(block);
+}
+
+/** The allocator every code-creating process uses: this installation's key, blocks from the shared sequence. */
+export async function codeAllocator(db: Database, codes: { length: number; blockSize: number }): Promise<CodeAllocator> {
+  return new CodeAllocator({
+    permutation: new CodePermutation(await loadCodeKey(db), codes.length),
+    blockSize: codes.blockSize,
+    leaseBlock: () => leaseCodeBlock(db),
+  });
 }

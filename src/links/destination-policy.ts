@@ -8,6 +8,19 @@ export interface DestinationPolicy {
   allowPrivateAddresses: boolean;
 }
 
+/** The policy an installation applies: its configured limits, and its own host refused (links to it would loop). */
+export function installationPolicy(
+  destinations: { maxUrlLength: number; blockedDomains: readonly string[]; allowPrivateAddresses: boolean },
+  baseUrl: URL,
+): DestinationPolicy {
+  return {
+    maxUrlLength: destinations.maxUrlLength,
+    blockedDomains: destinations.blockedDomains,
+    ownHosts: [baseUrl.hostname],
+    allowPrivateAddresses: destinations.allowPrivateAddresses,
+  };
+}
+
 export type DestinationVerdict =
   | { ok: true; url: string }
   | { ok: false; code: 'invalid_url' | 'url_not_allowed'; reason: string };

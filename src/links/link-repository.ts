@@ -2,6 +2,17 @@
 import type { Database, Queryable } from '../storage/database.js';
 import type { Link, LinkChanges, NewLink, RedirectType } from './link.js';
 
+/** A link to insert in bulk: `createdAt` keeps the creation date a link had elsewhere. */
+export interface BulkLink extends NewLink {
+  createdAt?: Date | null | undefined;
+}
+
+/** Where an inserted link landed; links whose code was taken are simply absent. */
+export interface InsertedLink {
+  id: string;
+  code: string;
+}
+
 interface LinkRow {
   id: string;
   code: string;
@@ -85,6 +96,54 @@ export class LinkRepository {
       ],
     );
     return toLink(result.rows[0] as LinkRow);
+  }
+
+  /**
+   * Inserts many links in one statement, in the given order. A link whose code is already
+   * taken is skipped, not an error: the caller sees which codes went in and decides what to
+   * do with the others (another code, a rejection).
+   */
+  async insertMany(links: readonly BulkLink[], tx: Queryable = this.db): Promise<InsertedLink[]> {
+    if (links.length === 0) return [];
+    // One JSON parameter instead of twelve per row: no limit on rows per statement, and
+    // ragged arrays (tags) travel as they are.
+    const rows = links.map((link, ord) => ({
+      ord,
+      code: link.code,
+      custom_alias: link.customAlias,
+      url: link.url,
+      title: link.title,
+      tags: link.tags,
+      owner_key_id: link.ownerKeyId,
+      expires_at: link.expiresAt?.toISOString() ?? null,
+      max_visits: link.maxVisits,
+      redirect_type: link.redirectType,
+      forward_query: link.forwardQuery,
+      fallback_url: link.fallbackUrl,
+      disabled: link.disabled,
+      created_at: link.createdAt?.toISOString() ?? null,
+    }));
+    const result = await tx.query<{ id: string; code: string }>(
+      `INSERT INTO links (code, custom_alias, url, title, tags, owner_key_id, expires_at, max_visits,
+         redirect_type, forward_query, fallback_url, disabled, created_at)
+       SELECT r.code, r.custom_alias, r.url, r.title, ARRAY(SELECT json_array_elements_text(r.tags)), r.owner_key_id,
+         r.expires_at, r.max_visits, r.redirect_type, r.forward_query, r.fallback_url, r.disabled, coalesce(r.created_at, now())
+       FROM json_to_recordset($1::json) AS r(ord integer, code text, custom_alias boolean, url text, title text, tags json,
+         owner_key_id text, expires_at timestamptz, max_visits integer, redirect_type smallint, forward_query boolean,
+         fallback_url text, disabled boolean, created_at timestamptz)
+       ORDER BY r.ord
+       ON CONFLICT (code) DO NOTHING
+       RETURNING id::text AS id, code`,
+      [JSON.stringify(rows)],
+    );
+    return result.rows;
+  }
+
+  /** The codes among `codes` that links already have. */
+  async existingCodes(codes: readonly string[], from: Queryable = this.db): Promise<Set<string>> {
+    if (codes.length === 0) return new Set();
+    const result = await from.query<{ code: string }>('SELECT code FROM links WHERE code = ANY($1::text[])', [codes]);
+    return new Set(result.rows.map((row) => row.code));
   }
 
   /** `from`: where to read; a read replica on the redirect path. */

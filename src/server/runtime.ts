@@ -11,10 +11,10 @@ import { LinkCache } from '../cache/link-cache.js';
 import { RedisLinkTier } from '../cache/redis-link-tier.js';
 import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService, type CreatedKey } from '../keys/key-service.js';
-import { leaseCodeBlock, loadCodeKey } from '../links/code-key.js';
+import { codeAllocator } from '../links/code-key.js';
+import { installationPolicy } from '../links/destination-policy.js';
 import { LinkRepository } from '../links/link-repository.js';
 import { LinkService } from '../links/link-service.js';
-import { CodeAllocator, CodePermutation } from '../links/short-code.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
 import type { AppDeps } from '../http/app-deps.js';
 import { IdempotencyStore } from '../http/idempotency-store.js';
@@ -79,11 +79,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     const keys = new KeyService(new KeyRepository(db), (error) => logger.warn({ err: error }, 'api key bookkeeping failed'));
     const createdAdmin = await keys.ensureAdmin(config.adminApiKey);
 
-    const codes = new CodeAllocator({
-      permutation: new CodePermutation(await loadCodeKey(db), config.codes.length),
-      blockSize: config.codes.blockSize,
-      leaseBlock: () => leaseCodeBlock(db),
-    });
+    const codes = await codeAllocator(db, config.codes);
     // Redis, when configured, is the shared cache tier, the invalidation channel and the
     // rate-limit counters; without it each of those stays in the process.
     const redis =
@@ -133,12 +129,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       linkRepository,
       codes,
       cache,
-      {
-        maxUrlLength: config.destinations.maxUrlLength,
-        blockedDomains: config.destinations.blockedDomains,
-        ownHosts: [config.baseUrl.hostname],
-        allowPrivateAddresses: config.destinations.allowPrivateAddresses,
-      },
+      installationPolicy(config.destinations, config.baseUrl),
       undefined,
       // On PostgreSQL every change carries the WAL position, even on instances without
       // replicas: other instances (a redirect tier) may read from them.
