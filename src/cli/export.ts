@@ -44,6 +44,20 @@ function total(link: ExportedLink): number {
   return link.importedClicks + (link.clicks ?? 0);
 }
 
+export type ExportFormat = 'csv' | 'json';
+
+/** The first line of an export (CSV only), or null. */
+export function exportHeader(format: ExportFormat, withClicks: boolean): string | null {
+  if (format === 'json') return null;
+  const header = ['url', 'alias', 'title', 'tags', 'expiresAt', 'createdAt'];
+  return csvLine(withClicks ? [...header, 'clicks'] : header);
+}
+
+/** One link of an export, line end included. */
+export function exportRecord(format: ExportFormat, link: ExportedLink, withClicks: boolean): string {
+  return format === 'csv' ? csvRecord(link, withClicks) : jsonRecord(link, withClicks);
+}
+
 export async function exportCommand(config: Config, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -68,13 +82,11 @@ export async function exportCommand(config: Config, args: string[]): Promise<num
   return withDatabase(config, async (db) => {
     const stream = values.output === undefined ? process.stdout : createWriteStream(values.output);
     const writer = new LineWriter(stream);
-    if (format === 'csv') {
-      const header = ['url', 'alias', 'title', 'tags', 'expiresAt', 'createdAt'];
-      await writer.write(csvLine(withClicks ? [...header, 'clicks'] : header));
-    }
+    const header = exportHeader(format, withClicks);
+    if (header !== null) await writer.write(header);
     let count = 0;
     for await (const link of exportedLinks(db, { since, withClicks, pageSize: PAGE_SIZE })) {
-      await writer.write(format === 'csv' ? csvRecord(link, withClicks) : jsonRecord(link, withClicks));
+      await writer.write(exportRecord(format, link, withClicks));
       count += 1;
     }
     if (values.output !== undefined) await writer.end();

@@ -68,6 +68,9 @@ export const LinkStatsSchema = Type.Object({
   totals: Type.Object({
     clicks: Type.Integer({ description: 'Clicks in `range`.' }),
     uniques: Type.Integer({ description: 'Sum of each day\'s unique visitors over `days` (a visitor is not followed from one day to the next).' }),
+    imported: Type.Integer({
+      description: 'Visits the link had in the shortener it was imported from (`shunt import`), whatever the range; not part of `clicks`. 0 for a link made in Shunt.',
+    }),
   }),
   series: Type.Array(Type.Object({ t: DateTime('Start of the bucket.'), clicks: Type.Integer() }), { description: 'Every bucket of `range`, zero included.' }),
   referrers: Ranked('referrer host (null: a direct visit)'),

@@ -70,7 +70,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(body, {
         range: { from: '2025-03-10T00:00:00.000Z', to: '2025-03-13T00:00:00.000Z', interval: 'day' },
         days: { from: '2025-03-10T00:00:00.000Z', to: '2025-03-13T00:00:00.000Z' },
-        totals: { clicks: 6, uniques: 4 },
+        totals: { clicks: 6, uniques: 4, imported: 0 },
         series: [
           { t: '2025-03-10T00:00:00.000Z', clicks: 4 },
           { t: '2025-03-11T00:00:00.000Z', clicks: 1 },
@@ -107,7 +107,7 @@ for (const backend of BACKENDS) {
 
     test('bots=include counts bot user agents and HEAD requests, and their visitors', async () => {
       const body = await stats(`${DAYS}&interval=day&bots=include`);
-      assert.deepEqual(body.totals, { clicks: 8, uniques: 5 });
+      assert.deepEqual(body.totals, { clicks: 8, uniques: 5, imported: 0 });
       assert.deepEqual(body.series.map((point) => point.clicks), [6, 1, 1]);
       assert.deepEqual(body.referrers, [
         { value: 'google.com', clicks: 4 },
@@ -120,7 +120,7 @@ for (const backend of BACKENDS) {
         { value: 'mobile', clicks: 2 },
         { value: 'bot', clicks: 1 },
       ]);
-      assert.deepEqual((await stats(`${DAYS}&interval=day&bots=exclude`)).totals, { clicks: 6, uniques: 4 });
+      assert.deepEqual((await stats(`${DAYS}&interval=day&bots=exclude`)).totals, { clicks: 6, uniques: 4, imported: 0 });
     });
 
     test('hourly and minutely series are exact, with zero buckets', async () => {
@@ -218,7 +218,7 @@ for (const backend of BACKENDS) {
       const response = await app.request({ url: '/api/v1/links/other-link/stats?from=2025-04-01T00:00:00Z&to=2025-04-02T00:00:00Z' });
       assert.equal(response.statusCode, 200, response.body);
       const body = response.json<LinkStats>();
-      assert.deepEqual(body.totals, { clicks: 0, uniques: 0 });
+      assert.deepEqual(body.totals, { clicks: 0, uniques: 0, imported: 0 });
       assert.equal(body.series.length, 24);
       assert.ok(body.series.every((point) => point.clicks === 0));
       assert.deepEqual([body.referrers, body.countries, body.browsers, body.os, body.devices], [[], [], [], [], []]);
@@ -249,7 +249,7 @@ for (const backend of BACKENDS) {
       assert.equal(humans.statusCode, 200, humans.body);
       const stats = humans.json<LinkStats>();
       // One client (same address and agent) is one visitor; the HEAD is a bot, left out.
-      assert.deepEqual(stats.totals, { clicks: 5, uniques: 1 });
+      assert.deepEqual(stats.totals, { clicks: 5, uniques: 1, imported: 0 });
       assert.deepEqual(stats.referrers, [{ value: 'news.example', clicks: 5 }]);
       assert.deepEqual(stats.browsers, [{ value: 'Firefox', clicks: 5 }]);
       assert.deepEqual(stats.devices, [{ value: 'desktop', clicks: 5 }]);

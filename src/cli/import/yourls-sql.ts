@@ -182,8 +182,9 @@ export async function* yourlsSqlRecords(input: Readable): AsyncGenerator<SourceI
       const index = columns.indexOf(name);
       return index < 0 ? undefined : (values[index] ?? undefined);
     };
+    const headLines = match[0].split('\n').length - 1;
     for (const tuple of tuples) {
-      const line = statement.line + tuple.offsetLines;
+      const line = statement.line + headLines + tuple.offsetLines;
       const record = yourlsRecord(line, {
         keyword: at(tuple.values, 'keyword'),
         url: at(tuple.values, 'url'),

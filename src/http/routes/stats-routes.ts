@@ -7,6 +7,7 @@ import { requireActor } from '../gateway.js';
 import { resolveRange, validationFailed } from '../query-range.js';
 import { CodeParamsSchema } from '../schemas.js';
 import { ownedLink } from './owned-link.js';
+import { LinkImportRepository } from '../../links/link-import-repository.js';
 
 const DAY_MS = 86_400_000;
 
@@ -57,9 +58,12 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
     const options = statsOptions(request.query, Date.now());
     const link = await ownedLink(links, request.params.code, actor);
     // Rollups are written to the primary; a replica could answer with a lagging count.
-    const stats = await linkStats(analytics.db, link.code, options);
+    const [stats, imported] = await Promise.all([
+      linkStats(analytics.db, link.code, options),
+      new LinkImportRepository(analytics.db).importedClicks(link.id),
+    ]);
     // Private to the key, and current: a shared cache must not keep it, a browser must ask again.
     void reply.header('Cache-Control', 'private, max-age=0');
-    return stats;
+    return { ...stats, totals: { ...stats.totals, imported } };
   });
 }
