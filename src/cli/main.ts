@@ -14,6 +14,7 @@ import { createLogger } from '../observability/logger.js';
 import { err, out, UsageError, withDatabase } from './cli-io.js';
 import { IMPORT_USAGE, importCommand } from './import/import-command.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
+import { CAPACITY_USAGE, capacityCommand } from './capacity/capacity-command.js';
 
 const USAGE = `Usage: shunt <command>
 
@@ -26,6 +27,8 @@ Commands:
   keys revoke <id>                   revoke an API key
   import <file> [--format F] ...     create links from a Bitly, Shlink, YOURLS, Kutt or CSV export
   export [--format csv|json] ...     write every link as a file \`shunt import\` reads back
+  capacity --redirects-per-month N --creates-per-month N ...
+                                     instances, memory and storage for now and 24 months ahead
 
 \`shunt <command> --help\` describes a command's options.
 `;
@@ -34,6 +37,7 @@ Commands:
 const COMMANDS: Readonly<Record<string, { usage: string; run: (config: Config, args: string[]) => Promise<number> }>> = {
   import: { usage: IMPORT_USAGE, run: importCommand },
   export: { usage: EXPORT_USAGE, run: exportCommand },
+  capacity: { usage: CAPACITY_USAGE, run: (_config, args) => capacityCommand(args) },
 };
 
 async function keysCommand(config: Config, args: string[]): Promise<number> {
