@@ -15,6 +15,7 @@ import { err, out, UsageError, withDatabase } from './cli-io.js';
 import { IMPORT_USAGE, importCommand } from './import/import-command.js';
 import { EXPORT_USAGE, exportCommand } from './export.js';
 import { CAPACITY_USAGE, capacityCommand } from './capacity/capacity-command.js';
+import { BENCH_USAGE, benchCommand } from './bench/bench-command.js';
 
 const USAGE = `Usage: shunt <command>
 
@@ -27,6 +28,7 @@ Commands:
   keys revoke <id>                   revoke an API key
   import <file> [--format F] ...     create links from a Bitly, Shlink, YOURLS, Kutt or CSV export
   export [--format csv|json] ...     write every link as a file \`shunt import\` reads back
+  bench <base-url> [--rate R] ...    load test of a running instance's redirects
   capacity --redirects-per-month N --creates-per-month N ...
                                      instances, memory and storage for now and 24 months ahead
 
@@ -37,6 +39,7 @@ Commands:
 const COMMANDS: Readonly<Record<string, { usage: string; run: (config: Config, args: string[]) => Promise<number> }>> = {
   import: { usage: IMPORT_USAGE, run: importCommand },
   export: { usage: EXPORT_USAGE, run: exportCommand },
+  bench: { usage: BENCH_USAGE, run: benchCommand },
   capacity: { usage: CAPACITY_USAGE, run: (_config, args) => capacityCommand(args) },
 };
 
