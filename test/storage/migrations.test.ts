@@ -19,6 +19,7 @@ const CORE_TABLES = [
   'link_clicks_day',
   'link_clicks_hour',
   'link_clicks_minute',
+  'link_imports',
   'link_visitors',
   'links',
   'schema_migrations',
