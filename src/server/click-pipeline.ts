@@ -22,6 +22,14 @@ import { AmqpClickConsumer } from '../pipeline/amqp-click-consumer.js';
 import { AmqpClickPublisher } from '../pipeline/amqp-click-publisher.js';
 import { ClickProcessor } from '../pipeline/click-processor.js';
 import { isDataError, type Database } from '../storage/database.js';
+import { EmbeddedStore } from '../storage/embedded-store.js';
+import { ThreadClickRecorder } from '../pipeline/thread-click-recorder.js';
+
+/**
+ * Clicks out to the embedded store's thread at once; a spike beyond this waits in the disk
+ * spool. About 40 MB of events, and some seconds of work for the thread.
+ */
+const EMBEDDED_MAX_IN_FLIGHT = 100_000;
 
 export interface ClickPipeline {
   /** Where the redirect path records clicks. */
@@ -113,10 +121,35 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     logger.warn('ROLE=worker without AMQP_URL: there is no queue to consume; this worker only keeps the analytics store');
   }
 
+  const threadRecorder =
+    options.recorder === undefined && config.clicks.enabled && publisher === null && db instanceof EmbeddedStore
+      ? new ThreadClickRecorder({
+          channel: db,
+          storeRawIp: config.clicks.storeRawIp,
+          batchSize: config.worker.batchSize,
+          flushIntervalMs: config.clicks.flushIntervalMs,
+          maxInFlight: EMBEDDED_MAX_IN_FLIGHT,
+          spoolDir: config.clicks.spoolDir,
+          spoolMaxBytes: config.clicks.spoolMaxBytes,
+          closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
+          logger,
+          onStored: (stored, counts, lag) => {
+            pipelineMetrics.stored.inc(counts.inserted);
+            pipelineMetrics.duplicates.inc(counts.duplicates);
+            for (const seconds of lag) pipelineMetrics.lag.observe(seconds);
+            if (stored.length > 0) options.live.publish(stored);
+          },
+          onWriteFailure: () => metrics.clickWriteFailures.inc(),
+          onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events),
+        })
+      : null;
+  if (threadRecorder !== null) publisherStats = () => threadRecorder.stats;
+
   const recorder: ClickRecorder =
     options.recorder?.(processor) ??
     (!config.clicks.enabled ? new NoClickRecorder() : null) ??
     publisher ??
+    threadRecorder ??
     new BatchingClickRecorder({
       write: async (events) => {
         await processor.handle(events.map(identified));

@@ -1,9 +1,8 @@
 /**
  * One driver (`pg`) and one SQL dialect for both modes: a real PostgreSQL when a URL is
- * configured, otherwise PGlite (PostgreSQL compiled to WASM) behind pg's own Pool API.
+ * configured, otherwise PGlite (PostgreSQL compiled to WASM) behind pg's own client API, in a
+ * thread of its own (embedded-store.ts, ADR 0010).
  */
-import { mkdirSync } from 'node:fs';
-import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
 export type Row = Record<string, unknown>;
@@ -43,24 +42,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     return wrapPool(pool);
   }
   // Loaded lazily: the WASM build costs memory that a PostgreSQL deployment should not pay.
-  const [{ PGlite }, { createPgConfig }] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('@electric-sql/pglite/node-postgres'),
-  ]);
-  if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
-  const lite = await PGlite.create(options.dataDir);
-  const client = new pg.Client(createPgConfig(lite));
-  await client.connect();
-  return serialClient(lite, client);
+  const { EmbeddedStore } = await import('./embedded-store.js');
+  return EmbeddedStore.open(options.dataDir);
 }
 
 /** The queries a pg client or pool can run, as our Queryable. */
-function queryable(target: pg.Pool | pg.PoolClient | pg.Client): Queryable {
+export function queryable(target: pg.Pool | pg.PoolClient | pg.Client): Queryable {
   return { query: <R extends Row>(text: string, params?: readonly unknown[]) => target.query<R>(text, params as unknown[]) };
 }
 
 /** BEGIN, work, COMMIT; ROLLBACK and rethrow when the work throws. One connection throughout. */
-async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => Promise<T>): Promise<T> {
   await tx.query('BEGIN');
   try {
     const result = await work(tx);
@@ -70,46 +62,6 @@ async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => Promise<
     await tx.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-}
-
-/**
- * PGlite is one connection. A pg.Pool over it would discard the "connection" after a
- * failed query and break the next one, so one long-lived client is shared instead, and
- * each query or transaction waits for the previous one to finish.
- */
-function serialClient(lite: PGlite, client: pg.Client): Database {
-  let tail: Promise<unknown> = Promise.resolve();
-  let waiting = 0;
-  let busy = false;
-  const run = <T>(work: () => Promise<T>): Promise<T> => {
-    waiting += 1;
-    const result = tail.then(async () => {
-      waiting -= 1;
-      busy = true;
-      try {
-        return await work();
-      } finally {
-        busy = false;
-      }
-    });
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  const direct = queryable(client);
-  return {
-    kind: 'embedded',
-    query: <R extends Row>(text: string, params?: readonly unknown[]) => run(() => direct.query<R>(text, params)),
-    transaction: <T>(work: (tx: Queryable) => Promise<T>) => run(() => inTransaction(direct, work)),
-    async ping() {
-      await run(() => client.query('SELECT 1'));
-    },
-    close: () =>
-      run(async () => {
-        await client.end();
-        await lite.close();
-      }),
-    poolStats: () => ({ total: 1, idle: busy ? 0 : 1, waiting }),
-  };
 }
 
 function wrapPool(pool: pg.Pool): Database {
