@@ -24,6 +24,8 @@ import { ClickProcessor } from '../pipeline/click-processor.js';
 import { isDataError, type Database } from '../storage/database.js';
 import { EmbeddedStore } from '../storage/embedded-store.js';
 import { ThreadClickRecorder } from '../pipeline/thread-click-recorder.js';
+import { ConsumerThread } from '../pipeline/consumer-thread-client.js';
+import type { EnrichedClick } from '../analytics/enriched-click.js';
 
 /**
  * Clicks out to the embedded store's thread at once; a spike beyond this waits in the disk
@@ -73,6 +75,14 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     onRetry: (error, attempt) => logger.warn({ err: error, attempt }, 'click batch lost a lock race; retrying'),
   });
 
+  /** Counts and announces a batch stored on another thread. */
+  const recordStored = (stored: readonly EnrichedClick[], counts: { inserted: number; duplicates: number }, lag: readonly number[]): void => {
+    pipelineMetrics.stored.inc(counts.inserted);
+    pipelineMetrics.duplicates.inc(counts.duplicates);
+    for (const seconds of lag) pipelineMetrics.lag.observe(seconds);
+    if (stored.length > 0) options.live.publish(stored);
+  };
+
   // Without a broker this process stores the clicks it serves, so it keeps the store too.
   const keepsStore = consumes || config.amqp.url === undefined;
   const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, logger }) : null;
@@ -95,8 +105,28 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
         })
       : null;
   if (publisher !== null) publisherStats = () => publisher.stats;
+  // In ROLE=all on PostgreSQL the consumer and its writes get a thread (and a pool) of their
+  // own, so they never hold up the redirects this process answers (ADR 0010).
+  const consumerThread =
+    config.role === 'all' && brokerUrl !== undefined && config.database.url !== undefined && options.recorder === undefined
+      ? new ConsumerThread({
+          data: {
+            databaseUrl: config.database.url,
+            poolSize: config.database.poolSize,
+            logLevel: config.logLevel,
+            storeRawIp: config.clicks.storeRawIp,
+            amqp: { url: brokerUrl, queue: config.amqp.queue, prefetch: config.amqp.prefetch, confirmTimeoutMs: config.amqp.confirmTimeoutMs },
+            worker: { batchSize: config.worker.batchSize, batchWaitMs: config.worker.batchWaitMs, concurrency: config.worker.concurrency },
+            closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
+          },
+          logger,
+          onStored: recordStored,
+          onWriteFailure: () => metrics.clickWriteFailures.inc(),
+        })
+      : null;
+  if (consumerThread !== null) consumerStats = () => consumerThread.stats;
   const consumer =
-    consumes && brokerUrl !== undefined
+    consumes && brokerUrl !== undefined && consumerThread === null
       ? new AmqpClickConsumer({
           url: brokerUrl,
           queue: config.amqp.queue,
@@ -133,12 +163,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           spoolMaxBytes: config.clicks.spoolMaxBytes,
           closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
           logger,
-          onStored: (stored, counts, lag) => {
-            pipelineMetrics.stored.inc(counts.inserted);
-            pipelineMetrics.duplicates.inc(counts.duplicates);
-            for (const seconds of lag) pipelineMetrics.lag.observe(seconds);
-            if (stored.length > 0) options.live.publish(stored);
-          },
+          onStored: recordStored,
           onWriteFailure: () => metrics.clickWriteFailures.inc(),
           onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events),
         })
@@ -177,11 +202,13 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
         maintenance.start();
       }
       consumer?.start();
+      consumerThread?.start();
     },
     async close() {
       // Producer first: in ROLE=all the buffered clicks may still reach this process's consumer.
       await recorder.close();
       await consumer?.close();
+      await consumerThread?.close();
       await maintenance?.close();
     },
   };

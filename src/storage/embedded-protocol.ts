@@ -13,7 +13,7 @@ export type StoreRequest =
   | { t: 'end'; id: number; tx: number; commit: boolean }
   | { t: 'close'; id: number };
 
-export type StoreReply = { t: 'reply'; id: number; ok: true; result?: WireResult } | { t: 'reply'; id: number; ok: false; error: WireError };
+export type StoreReply = { t: 'reply'; id: number; ok: true; result?: WireResult | WireResult[] } | { t: 'reply'; id: number; ok: false; error: WireError };
 
 export interface WireResult {
   command: string;
@@ -31,11 +31,17 @@ export interface WireError {
   props: Record<string, unknown>;
 }
 
-export function toWireResult(result: pg.QueryResult): WireResult {
+/** A text of several statements gives one result per statement, as pg does. */
+export function toWireResult(result: pg.QueryResult | pg.QueryResult[]): WireResult | WireResult[] {
+  if (Array.isArray(result)) return result.map((each) => toWireResult(each) as WireResult);
   return { command: result.command, rowCount: result.rowCount, oid: result.oid, fields: result.fields, rows: result.rows as Record<string, unknown>[] };
 }
 
-export function fromWireResult<R extends Record<string, unknown>>(wire: WireResult): pg.QueryResult<R> {
+export function fromWireResult<R extends Record<string, unknown>>(wire: WireResult | WireResult[]): pg.QueryResult<R> {
+  if (Array.isArray(wire)) {
+    for (const each of wire) fromWireResult(each);
+    return wire as unknown as pg.QueryResult<R>;
+  }
   for (const row of wire.rows) for (const key of Object.keys(row)) row[key] = mendBuffers(row[key]);
   return wire as unknown as pg.QueryResult<R>;
 }

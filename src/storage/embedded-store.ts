@@ -13,13 +13,14 @@
 import { Worker } from 'node:worker_threads';
 import type pg from 'pg';
 import { AppError } from '../shared/errors.js';
+import { threadEntry } from '../shared/thread-entry.js';
 import type { Database, Queryable, Row } from './database.js';
 import { fromWireError, fromWireResult, type ClickReply, type ClickRequest, type StoreReply, type StoreRequest, type StoreThreadData, type WireResult } from './embedded-protocol.js';
 
 type Request = StoreRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 interface Waiter {
-  resolve: (result: WireResult | undefined) => void;
+  resolve: (result: WireResult | WireResult[] | undefined) => void;
   reject: (error: Error) => void;
 }
 
@@ -52,6 +53,7 @@ export class EmbeddedStore implements Database, ClickChannel {
   private restarts = 0;
   private stableTimer: NodeJS.Timeout | null = null;
   private lastError: Error | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
 
   private constructor(private readonly dataDir: string) {}
 
@@ -73,7 +75,7 @@ export class EmbeddedStore implements Database, ClickChannel {
   }
 
   query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>> {
-    return this.request({ t: 'query', text, params, tx: null }).then((result) => fromWireResult<R>(result as WireResult));
+    return this.request({ t: 'query', text, params, tx: null }).then((result) => fromWireResult<R>(result as WireResult | WireResult[]));
   }
 
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
@@ -81,7 +83,7 @@ export class EmbeddedStore implements Database, ClickChannel {
     await this.request({ t: 'begin', tx });
     const scoped: Queryable = {
       query: <R extends Row>(text: string, params?: readonly unknown[]) =>
-        this.request({ t: 'query', text, params, tx }).then((result) => fromWireResult<R>(result as WireResult)),
+        this.request({ t: 'query', text, params, tx }).then((result) => fromWireResult<R>(result as WireResult | WireResult[])),
     };
     let result: T;
     try {
@@ -102,6 +104,7 @@ export class EmbeddedStore implements Database, ClickChannel {
     if (this.closing) return;
     this.closing = true;
     if (this.stableTimer !== null) clearTimeout(this.stableTimer);
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
     if (this.dead === null) {
       // Everything sent before is answered first: the thread handles messages in order.
       await this.send({ t: 'close' }).catch(() => undefined);
@@ -136,11 +139,11 @@ export class EmbeddedStore implements Database, ClickChannel {
     await this.worker.terminate();
   }
 
-  private request(message: Request): Promise<WireResult | undefined> {
+  private request(message: Request): Promise<WireResult | WireResult[] | undefined> {
     return this.send(message);
   }
 
-  private send(message: Request): Promise<WireResult | undefined> {
+  private send(message: Request): Promise<WireResult | WireResult[] | undefined> {
     if (this.dead !== null) return Promise.reject(this.dead);
     if (this.closing && message.t !== 'close') return Promise.reject(unavailable('the embedded store is closed'));
     const id = this.nextId++;
@@ -152,7 +155,7 @@ export class EmbeddedStore implements Database, ClickChannel {
 
   private spawn(): void {
     const data: StoreThreadData = { dataDir: this.dataDir, clicks: null };
-    const worker = new Worker(threadEntry(), { workerData: data });
+    const worker = new Worker(threadEntry(import.meta.url, 'embedded-thread'), { workerData: data });
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       const onEarlyExit = (code: number): void => reject(new Error(`the embedded store thread exited (code ${code}) before it was ready`));
@@ -200,7 +203,8 @@ export class EmbeddedStore implements Database, ClickChannel {
     const delay = RESTART_DELAYS_MS[Math.min(this.restarts, RESTART_DELAYS_MS.length - 1)] ?? 5000;
     this.restarts += 1;
     if (this.stableTimer !== null) clearTimeout(this.stableTimer);
-    setTimeout(() => void this.restart(), delay).unref();
+    // Not unref'd: a process whose store is coming back has not finished (close() clears it).
+    this.restartTimer = setTimeout(() => void this.restart(), delay);
   }
 
   private async restart(): Promise<void> {
@@ -222,17 +226,6 @@ export class EmbeddedStore implements Database, ClickChannel {
     if (this.clickOptions !== null) this.worker.postMessage({ t: 'clicks-start', ...this.clickOptions });
     for (const listener of this.restartListeners) listener();
   }
-}
-
-/**
- * The thread's module. Under tsx (tests, benchmarks) the sources are .ts, and a worker does
- * not get the loader from the command line, so a one-line module registers it first.
- */
-function threadEntry(): URL {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./embedded-thread.js', import.meta.url);
-  const entry = new URL('./embedded-thread.ts', import.meta.url);
-  const boot = `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(boot)}`);
 }
 
 function unavailable(detail: string): AppError {

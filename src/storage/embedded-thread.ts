@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   let clicks: ((request: ClickRequest) => void) | null = null;
 
   const reply = (message: StoreReply | ClickReply): void => port.postMessage(message);
-  const answer = async (id: number, work: () => Promise<WireResult | undefined>): Promise<void> => {
+  const answer = async (id: number, work: () => Promise<WireResult | WireResult[] | undefined>): Promise<void> => {
     try {
       const result = await work();
       reply(result === undefined ? { t: 'reply', id, ok: true } : { t: 'reply', id, ok: true, result });

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import autocannon from 'autocannon';
+import { startShunt } from '../helpers/process.js';
+
+const ADMIN = 'integration-admin-key-0123456789';
+const REDIRECTS = 20_000;
+const LINKS = 50;
+const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const BOT = 'Googlebot/2.1 (+http://www.google.com/bot.html)';
+
+describe('the embedded default at full speed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shunt-count-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test(`${REDIRECTS} redirects: the stats count every one served, bots apart, and SIGTERM leaves none behind`, async () => {
+    const shunt = await startShunt({ DATA_DIR: dir, ADMIN_API_KEY: ADMIN });
+    const codes: string[] = [];
+    try {
+      for (let index = 0; index < LINKS; index += 1) {
+        const created = await fetch(`${shunt.url}/api/v1/links`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ url: `https://example.com/count/${index}` }),
+        });
+        assert.equal(created.status, 201);
+        codes.push(((await created.json()) as { code: string }).code);
+      }
+      // Every tenth link is only ever visited by a known bot: stored, but not in the default totals.
+      const requests = codes.flatMap((code, index) => [
+        { method: 'GET' as const, path: `/${code}`, headers: { 'user-agent': index % 10 === 0 ? BOT : BROWSER } },
+      ]);
+      const result = await autocannon({
+        url: shunt.url,
+        connections: 32,
+        amount: REDIRECTS,
+        requests,
+      });
+      assert.equal(result.errors, 0, 'no connection errors');
+      assert.equal(result.non2xx, REDIRECTS, `every request was a redirect (${JSON.stringify(result.statusCodeStats)})`);
+    } finally {
+      shunt.child.kill('SIGTERM');
+    }
+    assert.equal(await shunt.exited, 0, shunt.stderr());
+
+    // What the API reports, after a restart: nothing may have stayed in memory.
+    const again = await startShunt({ DATA_DIR: dir, ADMIN_API_KEY: ADMIN });
+    try {
+      let all = 0;
+      for (const [index, code] of codes.entries()) {
+        const withBots = await totalClicks(again.url, code, 'include');
+        const humans = await totalClicks(again.url, code, 'exclude');
+        all += withBots;
+        if (index % 10 === 0) assert.equal(humans, 0, `${code} had only bot visits`);
+        else assert.equal(humans, withBots, `${code} had only browser visits`);
+      }
+      assert.equal(all, REDIRECTS, 'every redirect served was counted exactly once');
+    } finally {
+      again.child.kill('SIGTERM');
+      await again.exited;
+    }
+  });
+});
+
+async function totalClicks(base: string, code: string, bots: 'include' | 'exclude'): Promise<number> {
+  const response = await fetch(`${base}/api/v1/links/${code}/stats?bots=${bots}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  assert.equal(response.status, 200);
+  return ((await response.json()) as { totals: { clicks: number } }).totals.clicks;
+}
