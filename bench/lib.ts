@@ -1,6 +1,8 @@
 /** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import amqp from 'amqplib';
 import autocannon from 'autocannon';
+import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { deleteKeys } from '../test/helpers/instance-pair.js';
 
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -8,6 +10,7 @@ export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 // Targets alternate round by round and medians are compared, so a slow spell of this
 // shared machine hits every side instead of skewing the ratio.
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
 
 export interface Result {
@@ -147,5 +150,19 @@ export async function dropRedisKeys(prefix: string): Promise<void> {
     await deleteKeys(redis, prefix);
   } finally {
     redis.disconnect();
+  }
+}
+
+/** Removes the queue, its dead-letter queue and exchange (amqp-topology.ts) that the run declared. */
+export async function deleteQueues(queue: string): Promise<void> {
+  const names = clickTopologyNames(queue);
+  const connection = await amqp.connect(AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(names.queue);
+    await channel.deleteQueue(names.deadLetterQueue);
+    await channel.deleteExchange(names.deadLetterExchange);
+  } finally {
+    await connection.close();
   }
 }

@@ -23,13 +23,12 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { encodeClickBatch } from '../src/clicks/click-event-codec.js';
 import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
-import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { alternate, createLinks, printTable, SECONDS, startBuiltShunt, stop } from './lib.js';
+import { alternate, AMQP_URL, createLinks, deleteQueues, printTable, SECONDS, startBuiltShunt, stop } from './lib.js';
 
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 300_000);
 const LAG_RATE = Number(process.env.BENCH_LAG_RATE ?? 5000);
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'ingest,lag,cost').split(','));
@@ -98,20 +97,6 @@ function histogramPercentile(metrics: string, name: string, q: number): number {
     previous = bucket;
   }
   return NaN;
-}
-
-/** Removes the queue, its dead-letter queue and exchange (amqp-topology.ts) that the run declared. */
-async function deleteQueues(queue: string): Promise<void> {
-  const names = clickTopologyNames(queue);
-  const connection = await amqp.connect(AMQP_URL);
-  try {
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(names.queue);
-    await channel.deleteQueue(names.deadLetterQueue);
-    await channel.deleteExchange(names.deadLetterExchange);
-  } finally {
-    await connection.close();
-  }
 }
 
 async function startWorker(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {

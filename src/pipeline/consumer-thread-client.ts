@@ -75,7 +75,8 @@ export class ConsumerThread {
       case 'stats':
         this.latest = message.stats;
         return;
-      default:
+      case 'ready':
+      case 'closed':
         return;
     }
   }
