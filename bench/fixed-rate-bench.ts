@@ -9,13 +9,13 @@
  *   BENCH_STORE=postgres npm run bench:fixed-rate     ROLE=all with PostgreSQL + Redis + RabbitMQ
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, startBuiltShunt, stop } from './lib.js';
+import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, rssMb, startBuiltShunt, stop } from './lib.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -77,14 +77,4 @@ async function statsTotal(port: number, codes: readonly string[]): Promise<numbe
     total += ((await response.json()) as { totals: { clicks: number } }).totals.clicks;
   }
   return total;
-}
-
-/** Resident set of the server process, from /proc (Linux). */
-function rssMb(child: ChildProcess): string {
-  try {
-    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
-    return kb === undefined ? '?' : (Number(kb) / 1024).toFixed(0);
-  } catch {
-    return '?';
-  }
 }

@@ -1,5 +1,6 @@
 /** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import amqp from 'amqplib';
 import autocannon from 'autocannon';
 import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
@@ -164,5 +165,15 @@ export async function deleteQueues(queue: string): Promise<void> {
     await channel.deleteExchange(names.deadLetterExchange);
   } finally {
     await connection.close();
+  }
+}
+
+/** Resident set of a process, from /proc (Linux), in MB; '?' elsewhere. */
+export function rssMb(child: ChildProcess): string {
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? '?' : (Number(kb) / 1024).toFixed(0);
+  } catch {
+    return '?';
   }
 }

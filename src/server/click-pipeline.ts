@@ -5,7 +5,9 @@
  *   process's own consumer;
  * - workers (ROLE=worker or all) consume from the broker and keep the analytics store
  *   (partitions, retention, compaction).
- * Both paths end in the same ClickProcessor.
+ * Both paths end in the same ClickProcessor. None of the click work runs on this (the HTTP)
+ * thread where it can be avoided (ADR 0010): in the embedded default it runs in the store's
+ * thread, and in ROLE=all on PostgreSQL the consumer has a thread of its own.
  */
 import type { Logger } from 'pino';
 import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
