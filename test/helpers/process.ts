@@ -40,7 +40,8 @@ export function runShunt(args: string[], env: Record<string, string>): ShuntProc
 export async function startShunt(env: Record<string, string>, args: string[] = []): Promise<ShuntProcess> {
   const port = await freePort();
   const shunt = runShunt(['start', ...args], { PORT: String(port), ...env });
-  const deadline = Date.now() + 60_000;
+  // Generous: opening PGlite (WASM) takes tens of seconds on a loaded 2-core machine.
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     if (shunt.child.exitCode !== null) throw new Error(`shunt exited early (${shunt.child.exitCode}): ${shunt.stderr()}`);
     try {
@@ -51,5 +52,5 @@ export async function startShunt(env: Record<string, string>, args: string[] = [
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   shunt.child.kill('SIGKILL');
-  throw new Error(`shunt did not become ready: ${shunt.stderr()}`);
+  throw new Error(`shunt did not become ready: ${shunt.stderr()}${shunt.stdout().slice(-2000)}`);
 }
