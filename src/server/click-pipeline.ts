@@ -19,7 +19,7 @@ import { ClickEnricher } from '../analytics/enrich.js';
 import type { LiveClickFeed } from '../live/live-click-feed.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PipelineMetrics, type ConsumerStats, type PublisherStats } from '../observability/pipeline-metrics.js';
-import { AnalyticsMaintenance } from '../pipeline/analytics-maintenance.js';
+import { AnalyticsMaintenance } from '../analytics/analytics-maintenance.js';
 import { AmqpClickConsumer } from '../pipeline/amqp-click-consumer.js';
 import { AmqpClickPublisher } from '../pipeline/amqp-click-publisher.js';
 import { ClickProcessor } from '../pipeline/click-processor.js';

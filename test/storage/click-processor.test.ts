@@ -6,7 +6,7 @@ import { ClickEnricher } from '../../src/analytics/enrich.js';
 import { linkStats } from '../../src/analytics/stats-query.js';
 import type { IdentifiedClickEvent } from '../../src/clicks/click-event.js';
 import { MemoryLiveClickFeed, type LiveClick } from '../../src/live/live-click-feed.js';
-import { AnalyticsMaintenance } from '../../src/pipeline/analytics-maintenance.js';
+import { AnalyticsMaintenance } from '../../src/analytics/analytics-maintenance.js';
 import { ClickProcessor } from '../../src/pipeline/click-processor.js';
 import { uuidv7 } from '../../src/shared/uuid-v7.js';
 import type { Queryable } from '../../src/storage/database.js';

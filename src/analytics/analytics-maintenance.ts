@@ -6,10 +6,10 @@
  * (advisory locks, or statements that find nothing left to do), so no leader is needed.
  */
 import type { Logger } from 'pino';
-import { pruneMinuteRollups, pruneVisitorSets } from '../analytics/analytics-retention.js';
-import { dropExpiredPartitions, ensurePartitions } from '../analytics/click-partitions.js';
-import type { DatabaseVisitorSalts } from '../analytics/database-visitor-salts.js';
-import { compactRollups } from '../analytics/rollup-compaction.js';
+import { pruneMinuteRollups, pruneVisitorSets } from './analytics-retention.js';
+import { dropExpiredPartitions, ensurePartitions } from './click-partitions.js';
+import type { DatabaseVisitorSalts } from './database-visitor-salts.js';
+import { compactRollups } from './rollup-compaction.js';
 import type { Database } from '../storage/database.js';
 
 const DAY_MS = 86_400_000;
