@@ -55,7 +55,9 @@ export class ThreadClickRecorder implements ClickRecorder {
   private sent = 0;
   private failures = 0;
   private closed = false;
-  private drainWaiters: (() => void)[] = [];
+  private answerWaiters: (() => void)[] = [];
+  /** Batches whose last attempt failed; they wait for their retry. */
+  private readonly failed = new Set<number>();
 
   constructor(private readonly options: ThreadClickRecorderOptions) {
     this.spool = ClickSpool.open({ dir: options.spoolDir, maxBytes: options.spoolMaxBytes, onProblem: (problem) => this.spoolProblem(problem) });
@@ -92,10 +94,15 @@ export class ThreadClickRecorder implements ClickRecorder {
     if (this.buffer.length >= this.options.batchSize) this.post();
   }
 
-  /** Hands what is buffered to the thread (or the spool); does not wait for it to be stored. */
-  flush(): Promise<void> {
+  /**
+   * Hands what is buffered to the thread and resolves once every batch out by then is
+   * stored, or failed once and is kept for retry (or sits in the spool).
+   */
+  async flush(): Promise<void> {
     this.post();
-    return Promise.resolve();
+    const out = [...this.posted.keys()];
+    const settled = (batch: number): boolean => !this.posted.has(batch) || this.failed.has(batch);
+    while (!out.every(settled) && this.options.channel.alive) await this.answer(1000);
   }
 
   /** Posts everything, then waits (up to closeTimeoutMs) until the thread has stored it all. */
@@ -107,7 +114,7 @@ export class ThreadClickRecorder implements ClickRecorder {
     const deadline = Date.now() + this.options.closeTimeoutMs;
     while ((this.inFlight > 0 || this.spool.stats.events > 0) && Date.now() < deadline) {
       this.replaySpool();
-      await this.drained(deadline - Date.now());
+      await this.answer(deadline - Date.now());
     }
     for (const timer of this.retryTimers) clearTimeout(timer);
     // What the thread has not answered stays on disk for the next start (stored twice at
@@ -149,6 +156,8 @@ export class ThreadClickRecorder implements ClickRecorder {
     const posted = this.posted.get(reply.batch);
     if (posted === undefined) return;
     if (reply.t === 'clicks-failed') {
+      this.failed.add(reply.batch);
+      this.wakeWaiters();
       this.failures += 1;
       this.options.onWriteFailure();
       this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, 'click batch write failed; kept for retry');
@@ -160,6 +169,7 @@ export class ThreadClickRecorder implements ClickRecorder {
       return;
     }
     this.posted.delete(reply.batch);
+    this.failed.delete(reply.batch);
     this.inFlight -= posted.events;
     if (reply.refused > 0) {
       this.options.onRefused(reply.refused);
@@ -168,7 +178,11 @@ export class ThreadClickRecorder implements ClickRecorder {
     this.options.onStored(reply.stored as EnrichedClick[], reply, reply.lagSeconds);
     posted.settle?.resolve();
     if (this.inFlight <= this.options.maxInFlight / 2) this.replaySpool();
-    if (this.inFlight === 0) for (const waiter of this.drainWaiters.splice(0)) waiter();
+    this.wakeWaiters();
+  }
+
+  private wakeWaiters(): void {
+    for (const waiter of this.answerWaiters.splice(0)) waiter();
   }
 
   /** After a new thread replaced a dead one: everything unanswered goes again. */
@@ -192,10 +206,11 @@ export class ThreadClickRecorder implements ClickRecorder {
       });
   }
 
-  private drained(timeoutMs: number): Promise<void> {
+  /** Until the thread's next answer, or at most `timeoutMs` (200 ms at most, to look again). */
+  private answer(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, Math.max(0, Math.min(timeoutMs, 200)));
-      this.drainWaiters.push(() => {
+      this.answerWaiters.push(() => {
         clearTimeout(timer);
         resolve();
       });
