@@ -42,6 +42,7 @@ function newLink(code: string, overrides: Partial<NewLink> = {}): NewLink {
     forwardQuery: true,
     fallbackUrl: null,
     disabled: false,
+    passwordHash: null,
     ...overrides,
   };
 }
@@ -304,39 +305,48 @@ for (const backend of ORDER) {
     });
 
     describe('consumeVisit', () => {
+      const allowed = (visit: Promise<{ allowed: boolean }>): Promise<boolean> => visit.then((result) => result.allowed);
+
+      test('says when the visit used the limit up', async () => {
+        const link = await links.insert(newLink('cv00005', { maxVisits: 2 }));
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: true, usedUp: false });
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: true, usedUp: true });
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: false, usedUp: true });
+      });
+
       test('maxVisits 10: 40 concurrent consumeVisit → exactly 10 true', async () => {
         const link = await links.insert(newLink('cv00001', { maxVisits: 10 }));
-        const results = await Promise.all(Array.from({ length: 40 }, () => links.consumeVisit(link.id)));
+        const results = await Promise.all(Array.from({ length: 40 }, () => allowed(links.consumeVisit(link.id))));
         assert.equal(results.filter(Boolean).length, 10);
         assert.equal((await links.findByCode('cv00001'))?.visits, 10);
-        assert.equal(await links.consumeVisit(link.id), false);
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
         assert.equal((await links.findByCode('cv00001'))?.visits, 10, 'refused visits are not counted');
       });
 
       test('maxVisits 1: only the first', async () => {
         const link = await links.insert(newLink('cv00002', { maxVisits: 1 }));
-        assert.deepEqual(await Promise.all([links.consumeVisit(link.id), links.consumeVisit(link.id)]).then((r) => r.sort()), [false, true]);
+        assert.deepEqual(await Promise.all([allowed(links.consumeVisit(link.id)), allowed(links.consumeVisit(link.id))]).then((r) => r.sort()), [false, true]);
       });
 
       test('no limit: always true, and counted', async () => {
         const link = await links.insert(newLink('cv00003'));
-        const results = await Promise.all(Array.from({ length: 25 }, () => links.consumeVisit(link.id)));
+        const results = await Promise.all(Array.from({ length: 25 }, () => allowed(links.consumeVisit(link.id))));
         assert.ok(results.every(Boolean));
         assert.equal((await links.findByCode('cv00003'))?.visits, 25);
       });
 
       test('raising the limit allows more visits', async () => {
         const link = await links.insert(newLink('cv00004', { maxVisits: 2 }));
-        await links.consumeVisit(link.id);
-        await links.consumeVisit(link.id);
-        assert.equal(await links.consumeVisit(link.id), false);
+        await allowed(links.consumeVisit(link.id));
+        await allowed(links.consumeVisit(link.id));
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
         await links.update('cv00004', { maxVisits: 3 }, null);
-        assert.equal(await links.consumeVisit(link.id), true);
-        assert.equal(await links.consumeVisit(link.id), false);
+        assert.equal(await allowed(links.consumeVisit(link.id)), true);
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
       });
 
       test('an unknown id is false', async () => {
-        assert.equal(await links.consumeVisit('999999999'), false);
+        assert.equal(await allowed(links.consumeVisit('999999999')), false);
       });
     });
 
