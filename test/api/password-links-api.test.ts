@@ -37,7 +37,7 @@ for (const backend of BACKENDS) {
     async function protectedLink(destination: string): Promise<{ code: string; body: string }> {
       const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: destination, password: PASSWORD, title: 'Secret' } });
       assert.equal(created.statusCode, 201, created.body);
-      return { code: (created.json() as { code: string }).code, body: created.body };
+      return { code: created.json<{ code: string }>().code, body: created.body };
     }
 
     async function clicksFor(code: string): Promise<number> {
@@ -128,7 +128,7 @@ for (const backend of BACKENDS) {
 
     test('an open or unknown link refuses the POST like an unknown code', async () => {
       const open = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: 'https://example.com/open' } });
-      const { code } = open.json() as { code: string };
+      const { code } = open.json<{ code: string }>();
       assert.equal((await send('POST', `/${code}`, freshIp(), 'password=x')).statusCode, 404);
       assert.equal((await send('POST', '/NoSuchLinkPw', freshIp(), 'password=x')).statusCode, 404);
     });
@@ -160,7 +160,7 @@ for (const backend of BACKENDS) {
       const ip = freshIp();
       assert.equal((await send('GET', `/${code}`, ip)).statusCode, 200);
       const opened = await app.request({ method: 'PATCH', url: `/api/v1/links/${code}`, body: { password: null } });
-      assert.equal((opened.json() as { passwordProtected: boolean }).passwordProtected, false);
+      assert.equal(opened.json<{ passwordProtected: boolean }>().passwordProtected, false);
       assert.equal((await send('GET', `/${code}`, ip)).headers.location, destination);
       await app.request({ method: 'PATCH', url: `/api/v1/links/${code}`, body: { password: 'again' } });
       const form = await send('GET', `/${code}`, ip);
