@@ -23,6 +23,8 @@ import { redirectRoutes } from './routes/redirect-routes.js';
 import { statsRoutes } from './routes/stats-routes.js';
 import { validatorCompiler } from './validation.js';
 
+type ContentTypeParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
+
 /** Longer request targets get 414 before any routing or parsing work. */
 export const MAX_URI_LENGTH = 4096;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -85,11 +87,22 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   // The API speaks JSON only: a text/plain body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('actor', null);
-  app.addContentTypeParser(
-    'application/merge-patch+json',
-    { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
-  );
+  // Many HTTP client wrappers send `Content-Type: application/json` on every call, DELETE
+  // included: an empty body is no body. A route that needs one says so in our own words.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const jsonOrNothing: ContentTypeParser = (request, body, done) => {
+    if (body !== '') {
+      void parseJson(request, body, done);
+      return;
+    }
+    if (request.routeOptions.schema?.body === undefined) {
+      done(null, undefined);
+      return;
+    }
+    done(new AppError('malformed_request', { detail: 'This request needs a JSON body' }), undefined);
+  };
+  app.removeContentTypeParser('application/json');
+  for (const type of ['application/json', 'application/merge-patch+json']) app.addContentTypeParser(type, { parseAs: 'string' }, jsonOrNothing);
 
   const routes: DocumentedRoute[] = [];
   app.addHook('onRoute', (route) => {

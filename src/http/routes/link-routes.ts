@@ -10,7 +10,7 @@ import {
   BulkCreateSchema, BulkResultSchema, CodeParamsSchema, LinkCreateSchema, LinkPageSchema, LinkPatchSchema, LinkSchema,
   ListLinksQuerySchema, type LinkCreateBody, type LinkPatchBody, type ListLinksQuery,
 } from '../schemas.js';
-import { createAjv } from '../validation.js';
+import { bodyValidator } from '../validation.js';
 import { etagFor, ifNoneMatchHits, toLinkJson, versionFromIfMatch } from './link-json.js';
 
 const IDEMPOTENCY_HEADER = { name: 'Idempotency-Key', description: 'Retries with the same key and body get the first answer again (24 h).' };
@@ -22,7 +22,7 @@ function assertCode(code: string): void {
 
 export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { links, config, idempotency } = deps;
-  const validateItem = createAjv('body').compile(LinkCreateSchema);
+  const validateItem = bodyValidator(LinkCreateSchema);
 
   app.post<{ Body: LinkCreateBody }>('/links', {
     schema: { body: LinkCreateSchema },
@@ -61,10 +61,11 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
       // One at a time: keeps input order and bounds the load one request puts on the store.
       for (const [index, item] of request.body.links.entries()) {
         try {
-          if (!validateItem(item)) {
-            throw toAppError(Object.assign(new Error('validation failed'), { validation: validateItem.errors ?? [], validationContext: `links[${index}]` }));
+          const invalid = validateItem(item);
+          if (invalid !== null) {
+            throw toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` }));
           }
-          const link = await links.create(item, actor);
+          const link = await links.create(item as LinkCreateBody, actor);
           items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
         } catch (error) {
           const problem = toAppError(error);
