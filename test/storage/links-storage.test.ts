@@ -111,6 +111,16 @@ for (const backend of ORDER) {
     });
 
     describe('LinkRepository insert and find', () => {
+      test('a password hash is stored but never read back: the link only says it is protected', async () => {
+        const stored = await links.insert(newLink('pw00001', { passwordHash: 'scrypt$14$8$1$c2FsdA$aGFzaA' }));
+        assert.equal(stored.passwordProtected, true);
+        assert.ok(!JSON.stringify(await links.findByCode('pw00001')).includes('scrypt'));
+        assert.equal(await links.passwordHash(stored.id), 'scrypt$14$8$1$c2FsdA$aGFzaA');
+        const cleared = await links.update('pw00001', { passwordHash: null }, null);
+        assert.equal(cleared?.passwordProtected, false);
+        assert.equal(await links.passwordHash(stored.id), null);
+      });
+
       test('insert returns the stored link with every field; findByCode reads it back', async () => {
         const expiresAt = new Date(Date.now() + 86_400_000);
         const input = newLink('rt00001', {
@@ -132,8 +142,10 @@ for (const backend of ORDER) {
         assert.ok(stored.createdAt instanceof Date);
         assert.ok(stored.updatedAt instanceof Date);
         assert.ok(Math.abs(stored.createdAt.getTime() - Date.now()) < 60_000);
-        const { id: _id, version: _v, visits: _vis, createdAt: _c, updatedAt: _u, ...fields } = stored;
-        assert.deepEqual(fields, input);
+        const { id: _id, version: _v, visits: _vis, createdAt: _c, updatedAt: _u, passwordProtected, ...fields } = stored;
+        const { passwordHash: _p, ...settings } = input;
+        assert.deepEqual(fields, settings);
+        assert.equal(passwordProtected, false);
         assert.equal(stored.expiresAt?.getTime(), expiresAt.getTime());
         assert.deepEqual(await links.findByCode('rt00001'), stored);
       });
