@@ -3,7 +3,8 @@ import type { Database, Queryable } from '../storage/database.js';
 import type { Link, LinkChanges, NewLink, RedirectType } from './link.js';
 
 /** A link to insert in bulk: `createdAt` keeps the creation date a link had elsewhere. */
-export interface BulkLink extends NewLink {
+/** Imported links: never password-protected (no source exports a usable password). */
+export interface BulkLink extends Omit<NewLink, 'passwordHash'> {
   createdAt?: Date | null | undefined;
 }
 
