@@ -65,6 +65,12 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
   return { inserted: stored.length, duplicates: clicks.length - stored.length, stored };
 }
 
+/** Like writeBatch, inside a transaction the caller holds (no retry: the caller's to decide). */
+export async function writeBatchInTransaction(tx: Queryable, clicks: readonly EnrichedClick[]): Promise<Omit<WriteBatchResult, 'stored'>> {
+  const stored = clicks.length === 0 ? [] : await writeInTransaction(tx, distinctById(clicks), randomInt(ROLLUP_SHARDS));
+  return { inserted: stored.length, duplicates: clicks.length - stored.length };
+}
+
 /** `events` have distinct lower-case ids, sorted. Returns those that were new. */
 async function writeInTransaction(tx: Queryable, events: readonly EnrichedClick[], shard: number): Promise<EnrichedClick[]> {
   const fresh = await insertEvents(tx, events);

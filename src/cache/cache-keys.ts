@@ -9,6 +9,8 @@ export interface CacheKeys {
   /** Bumped by every invalidation of the code: a fill that read the store before it is refused. */
   linkGeneration(code: string): string;
   rateLimit(bucket: string, windowStart: number): string;
+  /** A rendered QR code (see qr-cache.ts for what the entry key holds). */
+  qr(entry: string): string;
   readonly invalidationChannel: string;
   /** Clients refused on the redirect path, announced to every instance. */
   readonly throttleChannel: string;
@@ -23,9 +25,11 @@ export interface CacheKeys {
 export function cacheKeys(prefix: string): CacheKeys {
   const base = `${prefix}:v1`;
   return {
-    link: (code) => `${base}:link:${code}`,
+    // link2: links carry `passwordProtected` since then; older entries lack it.
+    link: (code) => `${base}:link2:${code}`,
     linkGeneration: (code) => `${base}:link-gen:${code}`,
     rateLimit: (bucket, windowStart) => `${base}:rl:${bucket}:${windowStart}`,
+    qr: (entry) => `${base}:qr:${entry}`,
     invalidationChannel: `${base}:invalidate`,
     throttleChannel: `${base}:throttle`,
     liveWatched: `${base}:live:watched`,

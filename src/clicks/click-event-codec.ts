@@ -17,7 +17,7 @@
  * as a `ClickCodecError` that says which field and why, for the consumer to dead-letter.
  */
 import { isIP } from 'node:net';
-import { ALIAS_PATTERN } from '../links/link-rules.js';
+import { isCode } from '../links/code-shape.js';
 import { UUID_V7_PATTERN } from '../shared/uuid-v7.js';
 import { CLICK_EVENT_VERSION, MAX_CLICK_HEADER_LENGTH, type IdentifiedClickEvent } from './click-event.js';
 
@@ -146,7 +146,7 @@ function fromWire(value: unknown, prefix = ''): ClickDecodeResult {
   if (typeof id !== 'string' || !UUID_V7_PATTERN.test(id)) {
     return fail('invalid_field', 'id', 'must be a lower-case UUIDv7 string');
   }
-  if (typeof code !== 'string' || !ALIAS_PATTERN.test(code)) {
+  if (typeof code !== 'string' || !isCode(code)) {
     return fail('invalid_field', 'code', 'must be 1-64 characters of A-Z, a-z, 0-9, _ and -');
   }
   if (typeof at !== 'string' || !ISO_INSTANT.test(at)) {

@@ -57,6 +57,9 @@ export interface Config {
     readonly ipPerMinute: number;
     /** Unknown codes one client may draw per minute on the redirect path before 429s. */
     readonly notFoundPerMinute: number;
+    /** Password attempts on one protected link (all clients together), and from one client. */
+    readonly passwordPerLinkPerMinute: number;
+    readonly passwordPerIpPerMinute: number;
   };
   readonly trustedProxies: readonly string[];
   readonly cache: {
@@ -290,6 +293,8 @@ export function loadConfig(env: Env = process.env): Config {
       keyPerMinute: read.int('RATE_LIMIT_KEY_PER_MINUTE', 600, 1, 10_000_000),
       ipPerMinute: read.int('RATE_LIMIT_IP_PER_MINUTE', 60, 1, 10_000_000),
       notFoundPerMinute: read.int('RATE_LIMIT_404_PER_MINUTE', 120, 1, 10_000_000),
+      passwordPerLinkPerMinute: read.int('RATE_LIMIT_PASSWORD_PER_LINK_PER_MINUTE', 10, 1, 10_000),
+      passwordPerIpPerMinute: read.int('RATE_LIMIT_PASSWORD_PER_IP_PER_MINUTE', 20, 1, 10_000),
     },
     trustedProxies,
     cache: {

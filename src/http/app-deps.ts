@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { QrCache } from '../cache/qr-cache.js';
 import type { ExportJobs } from '../analytics/export-jobs.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import type { Config } from '../config/config.js';
@@ -30,6 +31,8 @@ export interface AppDeps {
   rateLimiter: RateLimiter;
   notFoundThrottle: NotFoundThrottle;
   idempotency: IdempotencyStore;
+  /** Rendered QR codes, cached. */
+  qrCodes: QrCache;
   metrics: Metrics;
   readiness: Readiness;
   /** Stats, CSV exports and the live click stream. */

@@ -9,6 +9,7 @@ import { AppError } from '../shared/errors.js';
 import type { AppDeps } from './app-deps.js';
 import { fastRedirect } from './fast-redirect.js';
 import { gatewayHook } from './gateway.js';
+import { logRequest } from './request-log.js';
 import { buildOpenApiDocument, type DocumentedRoute } from './openapi.js';
 import { homePage, notFoundPage } from './pages/html.js';
 import { sendProblem, toAppError } from './problem.js';
@@ -17,9 +18,12 @@ import { exportRoutes } from './routes/export-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { linkRoutes } from './routes/link-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
+import { RedirectResponder } from './redirect-responder.js';
 import { redirectRoutes } from './routes/redirect-routes.js';
 import { statsRoutes } from './routes/stats-routes.js';
 import { validatorCompiler } from './validation.js';
+
+type ContentTypeParser = (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
 
 /** Longer request targets get 414 before any routing or parsing work. */
 export const MAX_URI_LENGTH = 4096;
@@ -41,10 +45,12 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   // One image, one role per deployment: each role serves only its part (ops endpoints always).
   const servesApi = config.role === 'all' || config.role === 'api';
   const servesRedirects = config.role === 'all' || config.role === 'redirect';
+  // One responder for every short-link answer, on the fast path and the routes alike.
+  const responder = new RedirectResponder(deps.clicks, deps.notFoundThrottle);
   const app = Fastify({
     // Cached redirects are answered before the framework; see fast-redirect.ts.
     serverFactory: (handler) => {
-      const fast = servesRedirects ? fastRedirect(deps) : null;
+      const fast = servesRedirects ? fastRedirect(deps, responder) : null;
       const server = createServer((request, response) => {
         if (fast === null || !fast(request, response)) handler(request, response);
       });
@@ -81,11 +87,22 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   // The API speaks JSON only: a text/plain body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('actor', null);
-  app.addContentTypeParser(
-    'application/merge-patch+json',
-    { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
-  );
+  // Many HTTP client wrappers send `Content-Type: application/json` on every call, DELETE
+  // included: an empty body is no body. A route that needs one says so in our own words.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const jsonOrNothing: ContentTypeParser = (request, body, done) => {
+    if (body !== '') {
+      void parseJson(request, body, done);
+      return;
+    }
+    if (request.routeOptions.schema?.body === undefined) {
+      done(null, undefined);
+      return;
+    }
+    done(new AppError('malformed_request', { detail: 'This request needs a JSON body' }), undefined);
+  };
+  app.removeContentTypeParser('application/json');
+  for (const type of ['application/json', 'application/merge-patch+json']) app.addContentTypeParser(type, { parseAs: 'string' }, jsonOrNothing);
 
   const routes: DocumentedRoute[] = [];
   app.addHook('onRoute', (route) => {
@@ -114,19 +131,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
 
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? '<unmatched>';
-    const seconds = reply.elapsedTime / 1000;
-    deps.metrics.observeRequest(request.method, route, reply.statusCode, seconds);
-    const line = {
-      reqId: request.id,
-      method: request.method,
-      url: request.url.length > 512 ? `${request.url.slice(0, 512)}…` : request.url,
-      route,
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 100) / 100,
-      ip: request.ip,
-    };
-    if (reply.statusCode >= 500) request.log.error(line, 'request');
-    else request.log.info(line, 'request');
+    logRequest(request.log, deps.metrics, request.id, request.method, request.url, route, reply.statusCode, reply.elapsedTime, request.ip);
     done();
   });
 
@@ -164,7 +169,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   opsRoutes(app, deps);
   if (servesRedirects) {
     app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
-    redirectRoutes(app, deps);
+    redirectRoutes(app, deps, responder, deps.qrCodes);
   }
 
   let cachedDocument: object | null = null;

@@ -6,14 +6,36 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
 import type { Actor } from '../links/link.js';
+import { BlockedClients } from '../ratelimit/blocked-clients.js';
+import { clientBucket } from '../ratelimit/client-bucket.js';
 import type { AppDeps } from './app-deps.js';
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
 
+function rateLimited(limit: number, resetSeconds: number): AppError {
+  return new AppError('rate_limited', {
+    detail: `Rate limit of ${limit} requests per minute reached; retry in ${resetSeconds} s`,
+    headers: { 'Retry-After': String(resetSeconds) },
+  });
+}
+
 export function gatewayHook(deps: AppDeps) {
   const { keys, rateLimiter, config } = deps;
+  // Client IPs whose own budget ran out, known here so that their next requests (bogus
+  // keys included) are refused before any key lookup reaches the store. A valid key behind
+  // such an address waits for the window too: the IP limit applies first.
+  const refusedIps = new BlockedClients();
   return async function gateway(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization;
+    const ipBucket = clientBucket(request.ip);
+    const wait = refusedIps.retryAfter(ipBucket);
+    if (wait > 0) {
+      const limit = config.rateLimits.ipPerMinute;
+      void reply.header('RateLimit-Limit', String(limit));
+      void reply.header('RateLimit-Remaining', '0');
+      void reply.header('RateLimit-Reset', String(wait));
+      throw rateLimited(limit, wait);
+    }
     let actor: Actor | null = null;
     let badKey = false;
     if (header !== undefined) {
@@ -23,16 +45,14 @@ export function gatewayHook(deps: AppDeps) {
     }
     const verdict =
       actor === null
-        ? await rateLimiter.consume(`ip:${request.ip}`, config.rateLimits.ipPerMinute)
+        ? await rateLimiter.consume(`ip:${ipBucket}`, config.rateLimits.ipPerMinute)
         : await rateLimiter.consume(`key:${actor.keyId}`, config.rateLimits.keyPerMinute);
     void reply.header('RateLimit-Limit', String(verdict.limit));
     void reply.header('RateLimit-Remaining', String(verdict.remaining));
     void reply.header('RateLimit-Reset', String(verdict.resetSeconds));
     if (!verdict.allowed) {
-      throw new AppError('rate_limited', {
-        detail: `Rate limit of ${verdict.limit} requests per minute reached; retry in ${verdict.resetSeconds} s`,
-        headers: { 'Retry-After': String(verdict.resetSeconds) },
-      });
+      if (actor === null) refusedIps.block(ipBucket, Date.now() + verdict.resetSeconds * 1000);
+      throw rateLimited(verdict.limit, verdict.resetSeconds);
     }
     if (badKey) {
       throw new AppError('unauthorized', {

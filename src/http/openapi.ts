@@ -24,6 +24,8 @@ export interface RouteDoc {
   /** Also document the automatic HEAD route. */
   head?: boolean;
   responses: Readonly<Record<number, RouteResponseDoc>>;
+  /** A body the route parses itself (not JSON-validated by a schema). */
+  requestBody?: { contentType: string; schema: TSchema };
   /** Documented request headers besides Authorization. */
   requestHeaders?: readonly { name: string; description: string; required?: boolean }[];
 }
@@ -125,6 +127,9 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
       ...(schema.body === undefined
         ? {}
         : { requestBody: { required: true, content: { 'application/json': { schema: plain(schema.body) } } } }),
+      ...(route.doc.requestBody === undefined
+        ? {}
+        : { requestBody: { required: true, content: { [route.doc.requestBody.contentType]: { schema: plain(route.doc.requestBody.schema) } } } }),
       responses,
     };
     const methods = (paths[path] ??= {});

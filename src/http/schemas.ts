@@ -3,7 +3,10 @@
  * is generated from them: one source, so the two cannot drift apart.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { ALIAS_PATTERN, MAX_TAG_LENGTH, MAX_TAGS, MAX_TITLE_LENGTH } from '../links/link-rules.js';
+import { CODE_PATTERN } from '../links/code-shape.js';
+import { QR_DEFAULT_SIZE, QR_MAX_SIZE, QR_MIN_SIZE } from './qr.js';
+import { MAX_PASSWORD_LENGTH } from '../links/password-hash.js';
+import { MAX_TAG_LENGTH, MAX_TAGS, MAX_TITLE_LENGTH } from '../links/link-rules.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -11,11 +14,16 @@ export const RedirectTypeSchema = Type.Union([Type.Literal(301), Type.Literal(30
   description: 'HTTP status of the redirect. 301/308 are cached by browsers (bounded max-age), so later clicks may not be counted.',
 });
 
+const PASSWORD_DESCRIPTION =
+  `1-${MAX_PASSWORD_LENGTH} characters. Visitors get a form and are redirected (and counted) only after posting it; ` +
+  'stored as a scrypt hash, never returned (see passwordProtected).';
+
 const linkSettings = {
   // Lengths and counts are enforced by the link rules, with the URL checks, so that one
   // answer lists every bad field; the schema checks types.
   title: Type.Optional(Nullable(Type.String({ description: `At most ${MAX_TITLE_LENGTH} characters.` }))),
-  tags: Type.Optional(Type.Array(Type.String(), { description: `At most ${MAX_TAGS} tags, each 1-${MAX_TAG_LENGTH} characters.` })),
+  // maxItems in the schema, so a huge array is refused before any per-item work.
+  tags: Type.Optional(Type.Array(Type.String(), { maxItems: MAX_TAGS, description: `At most ${MAX_TAGS} tags, each 1-${MAX_TAG_LENGTH} characters.` })),
   expiresAt: Type.Optional(Nullable(Type.String({ format: 'date-time', description: 'After this instant the link answers 410 (or redirects to fallbackUrl).' }))),
   maxVisits: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'Exact: concurrent clicks never exceed it.' }))),
   redirectType: Type.Optional(RedirectTypeSchema),
@@ -27,16 +35,20 @@ const linkSettings = {
 export const LinkCreateSchema = Type.Object(
   {
     url: Type.String({ minLength: 1, description: 'Destination: http or https, at most 2048 characters by default.' }),
-    alias: Type.Optional(Type.String({ pattern: ALIAS_PATTERN.source, description: 'Custom short code; reserved words are refused.' })),
+    alias: Type.Optional(Type.String({ pattern: CODE_PATTERN.source, description: 'Custom short code; reserved words are refused.' })),
     ...linkSettings,
-    password: Type.Optional(Type.String({ description: 'Not supported yet: a request that sets it is refused with 422.' })),
+    password: Type.Optional(Type.String({ description: PASSWORD_DESCRIPTION })),
   },
   { additionalProperties: false },
 );
 export type LinkCreateBody = Static<typeof LinkCreateSchema>;
 
 export const LinkPatchSchema = Type.Object(
-  { url: Type.Optional(Type.String({ minLength: 1 })), ...linkSettings },
+  {
+    url: Type.Optional(Type.String({ minLength: 1 })),
+    ...linkSettings,
+    password: Type.Optional(Nullable(Type.String({ description: `${PASSWORD_DESCRIPTION} null removes it.` }))),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 export type LinkPatchBody = Static<typeof LinkPatchSchema>;
@@ -61,6 +73,7 @@ export const LinkSchema = Type.Object(
     forwardQuery: Type.Boolean(),
     fallbackUrl: Nullable(Type.String()),
     disabled: Type.Boolean(),
+    passwordProtected: Type.Boolean({ description: 'A password is set; the password itself is never returned.' }),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
   },
@@ -131,7 +144,10 @@ export const KeyListSchema = Type.Object({ items: Type.Array(KeySchema) });
 export const QrQuerySchema = Type.Object(
   {
     format: Type.Optional(Type.Union([Type.Literal('svg'), Type.Literal('png')], { default: 'svg' })),
-    size: Type.Optional(Type.Integer({ minimum: 64, maximum: 2048, default: 256 })),
+    size: Type.Optional(Type.Integer({
+      minimum: QR_MIN_SIZE, maximum: QR_MAX_SIZE, default: QR_DEFAULT_SIZE,
+      description: `Width in pixels (PNG) or of the drawing (SVG). At most ${QR_MAX_SIZE}: 8.7 cm at 300 dpi, enough for print.`,
+    })),
   },
   { additionalProperties: false },
 );

@@ -99,8 +99,19 @@ function isPublicIPv6(address: ipaddr.IPv6): boolean {
   // yet ipaddr.js classes them as unicast. 6to4, Teredo and NAT64 have ranges of
   // their own, so they are refused below without decoding the embedded IPv4.
   if (address.parts.slice(0, 6).every((part) => part === 0)) return false;
+  if (NON_PUBLIC_IPV6.some(([range, bits]) => address.match(range, bits))) return false;
   return address.range() === 'unicast';
 }
+
+/**
+ * Ranges ipaddr.js classes as unicast that are never public: site-local (fec0::/10,
+ * deprecated by RFC 3879 but still routed inside some networks) and the local-use NAT64
+ * prefix (64:ff9b:1::/48, RFC 8215), which reaches whatever IPv4 the local translator maps.
+ */
+const NON_PUBLIC_IPV6: readonly [ipaddr.IPv6, number][] = [
+  [ipaddr.IPv6.parse('fec0::'), 10],
+  [ipaddr.IPv6.parse('64:ff9b:1::'), 48],
+];
 
 // Returns undefined for public hosts, or why the host cannot be public.
 function nonPublicHostReason(host: string): string | undefined {

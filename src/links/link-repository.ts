@@ -3,7 +3,8 @@ import type { Database, Queryable } from '../storage/database.js';
 import type { Link, LinkChanges, NewLink, RedirectType } from './link.js';
 
 /** A link to insert in bulk: `createdAt` keeps the creation date a link had elsewhere. */
-export interface BulkLink extends NewLink {
+/** Imported links: never password-protected (no source exports a usable password). */
+export interface BulkLink extends Omit<NewLink, 'passwordHash'> {
   createdAt?: Date | null | undefined;
 }
 
@@ -28,6 +29,7 @@ interface LinkRow {
   forward_query: boolean;
   fallback_url: string | null;
   disabled: boolean;
+  password_protected: boolean;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -35,7 +37,8 @@ interface LinkRow {
 }
 
 const COLUMNS = `id::text AS id, code, custom_alias, url, title, tags, owner_key_id, expires_at, max_visits,
-  visits::text AS visits, redirect_type, forward_query, fallback_url, disabled, version, created_at, updated_at`;
+  visits::text AS visits, redirect_type, forward_query, fallback_url, disabled, password_hash IS NOT NULL AS password_protected,
+  version, created_at, updated_at`;
 
 function toLink(row: LinkRow): Link {
   return {
@@ -53,6 +56,7 @@ function toLink(row: LinkRow): Link {
     forwardQuery: row.forward_query,
     fallbackUrl: row.fallback_url,
     disabled: row.disabled,
+    passwordProtected: row.password_protected,
     version: row.version,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -79,6 +83,7 @@ const CHANGE_COLUMNS: Record<keyof LinkChanges, string> = {
   forwardQuery: 'forward_query',
   fallbackUrl: 'fallback_url',
   disabled: 'disabled',
+  passwordHash: 'password_hash',
 };
 
 export class LinkRepository {
@@ -87,12 +92,12 @@ export class LinkRepository {
   async insert(link: NewLink, tx: Queryable = this.db): Promise<Link> {
     const result = await tx.query<LinkRow>(
       `INSERT INTO links (code, custom_alias, url, title, tags, owner_key_id, expires_at, max_visits,
-         redirect_type, forward_query, fallback_url, disabled)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         redirect_type, forward_query, fallback_url, disabled, password_hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
        RETURNING ${COLUMNS}`,
       [
         link.code, link.customAlias, link.url, link.title, link.tags, link.ownerKeyId, link.expiresAt,
-        link.maxVisits, link.redirectType, link.forwardQuery, link.fallbackUrl, link.disabled,
+        link.maxVisits, link.redirectType, link.forwardQuery, link.fallbackUrl, link.disabled, link.passwordHash,
       ],
     );
     return toLink(result.rows[0] as LinkRow);
@@ -205,16 +210,25 @@ export class LinkRepository {
     return (result.rowCount ?? 0) > 0;
   }
 
+  /** The stored password hash of a link (null for an open one): read only to check a password. */
+  async passwordHash(id: string): Promise<string | null> {
+    const result = await this.db.query<{ password_hash: string | null }>('SELECT password_hash FROM links WHERE id = $1', [id]);
+    return result.rows[0]?.password_hash ?? null;
+  }
+
   /**
    * Counts one redirect against the link's limit, atomically: concurrent redirects can
-   * never overshoot `max_visits`. False when the limit is already reached.
+   * never overshoot `max_visits`. `allowed` is false when the limit was already reached;
+   * `usedUp` says the limit is reached now (by this visit or before).
    */
-  async consumeVisit(id: string): Promise<boolean> {
-    const result = await this.db.query(
-      'UPDATE links SET visits = visits + 1 WHERE id = $1 AND (max_visits IS NULL OR visits < max_visits)',
+  async consumeVisit(id: string): Promise<{ allowed: boolean; usedUp: boolean }> {
+    const result = await this.db.query<{ used_up: boolean }>(
+      `UPDATE links SET visits = visits + 1 WHERE id = $1 AND (max_visits IS NULL OR visits < max_visits)
+       RETURNING max_visits IS NOT NULL AND visits >= max_visits AS used_up`,
       [id],
     );
-    return (result.rowCount ?? 0) > 0;
+    const row = result.rows[0];
+    return row === undefined ? { allowed: false, usedUp: true } : { allowed: true, usedUp: row.used_up };
   }
 }
 

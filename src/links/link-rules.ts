@@ -1,7 +1,7 @@
 /** Rules on a link's own fields (aliases, tags, titles) that need no storage. */
 import type { FieldError } from '../shared/errors.js';
+import { isCode } from './code-shape.js';
 
-export const ALIAS_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 export const MAX_TAGS = 20;
 export const MAX_TAG_LENGTH = 64;
 export const MAX_TITLE_LENGTH = 512;
@@ -17,7 +17,7 @@ export const RESERVED_ALIASES: ReadonlySet<string> = new Set([
 ]);
 
 export function aliasProblem(alias: string): { code: 'alias_invalid' | 'alias_reserved'; message: string } | null {
-  if (!ALIAS_PATTERN.test(alias)) {
+  if (!isCode(alias)) {
     return { code: 'alias_invalid', message: 'alias must be 1-64 characters of A-Z, a-z, 0-9, _ and -' };
   }
   if (RESERVED_ALIASES.has(alias.toLowerCase())) {

@@ -6,6 +6,7 @@ import { checkDestination, type DestinationPolicy } from './destination-policy.j
 import type { Actor, Link, LinkChanges, NewLink, RedirectType } from './link.js';
 import type { LinkRepository } from './link-repository.js';
 import { aliasProblem, normaliseTags, titleProblem } from './link-rules.js';
+import { hashPassword, MAX_PASSWORD_LENGTH, verifyPassword } from './password-hash.js';
 
 export interface LinkInput {
   url: string;
@@ -18,6 +19,8 @@ export interface LinkInput {
   forwardQuery?: boolean | undefined;
   fallbackUrl?: string | null | undefined;
   disabled?: boolean | undefined;
+  /** Set a password (stored as a slow hash); null removes it. */
+  password?: string | null | undefined;
 }
 
 export type LinkPatch = Partial<Omit<LinkInput, 'alias'>>;
@@ -58,7 +61,7 @@ export class LinkService {
   ) {}
 
   async create(input: LinkInput, actor: Actor): Promise<Link> {
-    const link = this.validateNew(input, actor);
+    const link = { ...this.validateNew(input, actor), passwordHash: await passwordHashFor(input.password) ?? null };
     if (input.alias !== undefined) {
       try {
         return await this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
@@ -106,6 +109,8 @@ export class LinkService {
   async update(code: string, patch: LinkPatch, actor: Actor, expectedVersion: number | null): Promise<Link> {
     const current = await this.get(code, actor);
     const changes = this.validateChanges(patch);
+    const passwordHash = await passwordHashFor(patch.password);
+    if (passwordHash !== undefined) changes.passwordHash = passwordHash;
     const updated = await this.links.update(code, changes, expectedVersion);
     if (updated === null) {
       if ((await this.links.findByCode(code)) === null) throw linkNotFound(code);
@@ -133,8 +138,22 @@ export class LinkService {
     return this.cache.get(code);
   }
 
-  consumeVisit(link: Link): Promise<boolean> {
-    return this.links.consumeVisit(link.id);
+  /**
+   * Counts one visit of a visit-limited link; false when its limit was already reached.
+   * Once the limit is reached, cached copies are dropped everywhere, so previews, QR codes
+   * and redirects answer 410 from the cache instead of each paying a write.
+   */
+  async consumeVisit(link: Link): Promise<boolean> {
+    const { allowed, usedUp } = await this.links.consumeVisit(link.id);
+    if (usedUp) this.cache.invalidate(link.code, await this.afterWrite(link.code));
+    return allowed;
+  }
+
+  /** Checks a password against the link's stored hash (read from the store, never cached). */
+  async passwordMatches(link: Link, password: string): Promise<boolean> {
+    if (!link.passwordProtected || password.length === 0 || password.length > MAX_PASSWORD_LENGTH) return false;
+    const stored = await this.links.passwordHash(link.id);
+    return stored !== null && verifyPassword(password, stored);
   }
 
   private async created(link: Link): Promise<Link> {
@@ -143,7 +162,7 @@ export class LinkService {
     return link;
   }
 
-  private validateNew(input: LinkInput, actor: Actor): Omit<NewLink, 'code' | 'customAlias'> {
+  private validateNew(input: LinkInput, actor: Actor): Omit<NewLink, 'code' | 'customAlias' | 'passwordHash'> {
     const problems = new ProblemList();
     if (input.alias !== undefined) {
       const problem = aliasProblem(input.alias);
@@ -210,6 +229,9 @@ export class LinkService {
     if (input.redirectType !== undefined) changes.redirectType = input.redirectType;
     if (input.forwardQuery !== undefined) changes.forwardQuery = input.forwardQuery;
     if (input.disabled !== undefined) changes.disabled = input.disabled;
+    if (typeof input.password === 'string' && (input.password.length === 0 || input.password.length > MAX_PASSWORD_LENGTH)) {
+      problems.add('validation_failed', 'password', `must be 1-${MAX_PASSWORD_LENGTH} characters`);
+    }
     return changes;
   }
 }
@@ -232,6 +254,12 @@ class ProblemList {
       errors: this.errors,
     });
   }
+}
+
+/** undefined: the password is not being changed; null: removed. Call after validation. */
+async function passwordHashFor(password: string | null | undefined): Promise<string | null | undefined> {
+  if (password === undefined || password === null) return password;
+  return hashPassword(password);
 }
 
 function canSee(actor: Actor, link: Link): boolean {

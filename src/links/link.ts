@@ -3,8 +3,8 @@
 export const REDIRECT_TYPES = [301, 302, 307, 308] as const;
 export type RedirectType = (typeof REDIRECT_TYPES)[number];
 
-/** What a caller may set when creating a link (already validated). */
-export interface NewLink {
+/** A link's own settings, as stored and as read. */
+interface LinkFields {
   code: string;
   customAlias: boolean;
   url: string;
@@ -19,8 +19,19 @@ export interface NewLink {
   disabled: boolean;
 }
 
-export interface Link extends NewLink {
+/** What a caller may set when creating a link (already validated). */
+export interface NewLink extends LinkFields {
+  /** A slow hash (see password-hash.ts), never the password; null for an open link. */
+  passwordHash: string | null;
+}
+
+/**
+ * A link as read: the password hash itself stays in the store (only the password check
+ * reads it), so caches, clicks and API answers can never carry it.
+ */
+export interface Link extends LinkFields {
   id: string;
+  passwordProtected: boolean;
   /** Redirects counted against `maxVisits`; only links with a limit count them here. */
   visits: number;
   /** Bumped on every change; the ETag of the link. */
@@ -30,7 +41,7 @@ export interface Link extends NewLink {
 }
 
 export type LinkChanges = Partial<
-  Pick<NewLink, 'url' | 'title' | 'tags' | 'expiresAt' | 'maxVisits' | 'redirectType' | 'forwardQuery' | 'fallbackUrl' | 'disabled'>
+  Pick<NewLink, 'url' | 'title' | 'tags' | 'expiresAt' | 'maxVisits' | 'redirectType' | 'forwardQuery' | 'fallbackUrl' | 'disabled' | 'passwordHash'>
 >;
 
 /** Who is acting: the API key behind a request. */

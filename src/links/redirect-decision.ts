@@ -4,15 +4,19 @@ import type { Link, RedirectType } from './link.js';
 export type RedirectDecision =
   | { kind: 'redirect'; status: RedirectType; location: string; cacheControl: string; limited: boolean }
   | { kind: 'gone'; fallbackUrl: string | null }
+  /** Password-protected: the form, until the right password is posted. */
+  | { kind: 'locked' }
   | { kind: 'not_found' };
 
 export const NO_STORE = 'private, no-store';
 
-export function decideRedirect(link: Link | null, now: number, rawQuery: string, permanentMaxAge: number): RedirectDecision {
+/** `unlocked`: the right password came with the request. */
+export function decideRedirect(link: Link | null, now: number, rawQuery: string, permanentMaxAge: number, unlocked = false): RedirectDecision {
   if (link === null) return { kind: 'not_found' };
-  if (link.disabled || (link.expiresAt !== null && link.expiresAt.getTime() <= now)) {
+  if (link.disabled || (link.expiresAt !== null && link.expiresAt.getTime() <= now) || usedUp(link)) {
     return { kind: 'gone', fallbackUrl: link.fallbackUrl };
   }
+  if (link.passwordProtected && !unlocked) return { kind: 'locked' };
   const location = link.forwardQuery && rawQuery !== '' ? appendQuery(link.url, rawQuery) : link.url;
   return {
     kind: 'redirect',
@@ -23,13 +27,19 @@ export function decideRedirect(link: Link | null, now: number, rawQuery: string,
   };
 }
 
+/** The visit limit is reached (as far as this copy of the link knows: the store decides). */
+function usedUp(link: Link): boolean {
+  return link.maxVisits !== null && link.visits >= link.maxVisits;
+}
+
 /**
  * Temporary redirects are never cached, so every click reaches us and is counted.
  * Permanent ones may be cached, but never beyond the link's expiry, and not at all when
  * visits are limited: a cached redirect would outlive the limit.
  */
 function cacheControlFor(link: Link, now: number, permanentMaxAge: number): string {
-  if (link.redirectType === 302 || link.redirectType === 307 || link.maxVisits !== null) return NO_STORE;
+  // A cached redirect of a protected link would skip the password next time.
+  if (link.redirectType === 302 || link.redirectType === 307 || link.maxVisits !== null || link.passwordProtected) return NO_STORE;
   let maxAge = permanentMaxAge;
   if (link.expiresAt !== null) maxAge = Math.min(maxAge, Math.floor((link.expiresAt.getTime() - now) / 1000));
   return maxAge <= 0 ? NO_STORE : `public, max-age=${maxAge}`;

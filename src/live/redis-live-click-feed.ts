@@ -19,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 import type { CacheKeys } from '../cache/cache-keys.js';
+import { isCode } from '../links/code-shape.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { LiveClickListeners, toLiveClick, type LiveClick, type LiveClickFeed, type LiveClickListener } from './live-click-feed.js';
 
@@ -64,7 +65,7 @@ export class RedisLiveClickFeed implements LiveClickFeed {
 
   private readonly onMessage = (channel: string, text: string): void => {
     if (channel === this.options.keys.liveWatchChannel) {
-      if (this.tracking !== null && /^[A-Za-z0-9_-]{1,64}$/.test(text)) this.watchedRemotely.set(text, Date.now() + this.watchTtlMs);
+      if (this.tracking !== null && isCode(text)) this.watchedRemotely.set(text, Date.now() + this.watchTtlMs);
       return;
     }
     const code = this.channels.get(channel);

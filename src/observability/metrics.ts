@@ -31,7 +31,14 @@ export class Metrics {
   readonly clickWriteFailures: Counter;
 
   constructor(sources: MetricSources, options: { defaultMetrics: boolean }) {
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'shunt_' });
+    if (options.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'shunt_' });
+      // Gauges named `_total` break the naming rules (promtool flags them) and only repeat
+      // the sum of the same gauge by type: sum(shunt_nodejs_active_handles) gives it.
+      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+        this.registry.removeSingleMetric(`shunt_nodejs_${name}`);
+      }
+    }
     this.requestDuration = new Histogram({
       name: 'shunt_http_request_duration_seconds',
       help: 'HTTP request latency by route and status',

@@ -8,6 +8,7 @@ import type { ClickRecorder } from '../clicks/click-event.js';
 import { cacheKeys } from '../cache/cache-keys.js';
 import { LocalInvalidationBus, type InvalidationBus } from '../cache/invalidation.js';
 import { LinkCache } from '../cache/link-cache.js';
+import { QrCache } from '../cache/qr-cache.js';
 import { RedisLinkTier } from '../cache/redis-link-tier.js';
 import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService, type CreatedKey } from '../keys/key-service.js';
@@ -17,6 +18,8 @@ import { LinkRepository } from '../links/link-repository.js';
 import { LinkService } from '../links/link-service.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
 import type { AppDeps } from '../http/app-deps.js';
+import { QrRenderer } from '../http/qr.js';
+import { shortUrlFor } from '../http/routes/link-json.js';
 import { IdempotencyStore } from '../http/idempotency-store.js';
 import { MemoryLiveClickFeed, type LiveClickFeed } from '../live/live-click-feed.js';
 import { RedisLiveClickFeed } from '../live/redis-live-click-feed.js';
@@ -37,6 +40,10 @@ import { currentWalLsn } from '../storage/wal.js';
 import { createClickPipeline } from './click-pipeline.js';
 import { prepareStore } from './prepare-store.js';
 import type { ClickProcessor } from '../pipeline/click-processor.js';
+
+/** Rendered QR codes kept in process (bytes), and in Redis (a 1024 px PNG is about 10 KB). */
+const QR_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+const QR_REDIS_TTL_MS = 24 * 60 * 60 * 1000;
 
 export interface Runtime {
   config: Config;
@@ -123,6 +130,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     });
     // Messages may have been missed while the channel was down: forget every local copy.
     bus.onResync(() => cache.clear());
+    const qrRenderer = new QrRenderer();
+    const qrCodes = new QrCache({
+      renderer: qrRenderer,
+      textFor: (code) => shortUrlFor(config.baseUrl, code),
+      maxBytes: QR_CACHE_MAX_BYTES,
+      ...(redis === null ? {} : { redis: { connection: redis, keys: redisKeys, ttlMs: QR_REDIS_TTL_MS } }),
+      onRemoteError: (error) => logger.debug({ err: error }, 'redis QR cache operation failed'),
+    });
     const memoryLimiter = new MemoryRateLimiter();
     const rateLimiter: RateLimiter = redis === null ? memoryLimiter : new RedisRateLimiter(redis, memoryLimiter, redisKeys);
     const links = new LinkService(
@@ -196,6 +211,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         redis === null ? undefined : new RedisThrottleBroadcast(redis, redisKeys.throttleChannel),
       ),
       idempotency: new IdempotencyStore(db),
+      qrCodes,
       metrics,
       readiness: {
         get draining() {
@@ -220,6 +236,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         logger.info({ clicksBuffered: clicks.buffered }, 'drain: requests finished');
         await pipeline.close();
         logger.info('drain: clicks flushed');
+        await qrRenderer.close();
         // A job under way goes back to the queue for another worker.
         await exportRunner?.close();
         await liveClicks.close();

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Database } from './database.js';
+import type { Database, Queryable } from './database.js';
 
 // Arbitrary, but fixed forever: every Shunt instance must agree on it.
 const MIGRATION_LOCK_ID = 7_412_2025;
@@ -23,8 +23,11 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
     .map((name) => ({ version: name.replace(/\.sql$/, ''), sql: readFileSync(`${dir}/${name}`, 'utf8') }));
 }
 
-/** Applies what is missing; returns the versions it applied. */
-export async function migrate(db: Database, migrations = loadMigrations()): Promise<string[]> {
+/**
+ * Applies what is missing; returns the versions it applied. `then`: data steps SQL cannot
+ * do, run after the SQL in the same transaction, under the same lock.
+ */
+export async function migrate(db: Database, migrations = loadMigrations(), then?: (tx: Queryable) => Promise<void>): Promise<string[]> {
   return db.transaction(async (tx) => {
     // A transaction-scoped lock is released by COMMIT/ROLLBACK, even if this process dies.
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
@@ -42,6 +45,7 @@ export async function migrate(db: Database, migrations = loadMigrations()): Prom
       await tx.query('INSERT INTO schema_migrations (version) VALUES ($1)', [migration.version]);
       applied.push(migration.version);
     }
+    await then?.(tx);
     return applied;
   });
 }

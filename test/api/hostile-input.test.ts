@@ -193,10 +193,40 @@ for (const backend of BACKENDS) {
         );
       });
 
-      test('an empty body with a JSON content type is a 400', async () => {
-        assertProblem(await send('POST', '/api/v1/links', { payload: '', headers: { 'content-type': 'application/json' } }), 400);
+      test('an empty body with a JSON content type is a 400 in our words where a body is needed', async () => {
+        const json = { 'content-type': 'application/json' };
         const code = await createdCode();
-        assertProblem(await send('PATCH', `/api/v1/links/${code}`, { payload: '', headers: { 'content-type': 'application/json' } }), 400);
+        for (const [method, url] of [['POST', '/api/v1/links'], ['PATCH', `/api/v1/links/${code}`], ['POST', '/api/v1/links/bulk'], ['POST', '/api/v1/keys']] as const) {
+          for (const headers of [json, { 'content-type': 'application/merge-patch+json' }]) {
+            const problem = assertProblem(await send(method, url, { payload: '', headers }), 400, 'malformed_request', undefined, `${method} ${url}`);
+            assert.equal(problem.detail, 'This request needs a JSON body');
+          }
+        }
+      });
+
+      test('an empty body with a JSON content type is no body where none is taken (DELETE, GET)', async () => {
+        const json = { 'content-type': 'application/json' };
+        const code = await createdCode();
+        assert.equal((await send('GET', `/api/v1/links/${code}`, { payload: '', headers: json })).statusCode, 200);
+        const deleted = await send('DELETE', `/api/v1/links/${code}`, { payload: '', headers: json });
+        assert.equal(deleted.statusCode, 204, deleted.body);
+        const key = (await send('POST', '/api/v1/keys', { body: { name: 'to revoke' } })).json<{ id: string }>();
+        assert.equal((await send('DELETE', `/api/v1/keys/${key.id}`, { payload: '', headers: json })).statusCode, 204);
+      });
+
+      test('400,000 tags (duplicates or not even strings) are refused by the schema, in a short answer', async () => {
+        for (const item of ['"a"', '1']) {
+          const payload = `{"url":"https://example.com/","tags":[${Array.from({ length: 400_000 }, () => item).join(',')}]}`;
+          const response = await send('POST', '/api/v1/links', { payload, headers: { 'content-type': 'application/json' } });
+          assertProblem(response, 422, 'validation_failed', 'tags', item);
+          assert.ok(response.body.length < 10_000, `the answer lists ${response.body.length} bytes of errors`);
+        }
+        const document = (await send('GET', '/api/v1/openapi.json', { key: null })).json<{
+          paths: Record<string, { post?: { requestBody: { content: Record<string, { schema: { properties: Record<string, { maxItems?: number }> } }> } } }>;
+        }>();
+        const bodyOf = (path: string) => document.paths[path]?.post?.requestBody.content['application/json']?.schema.properties;
+        assert.equal(bodyOf('/api/v1/links')?.tags?.maxItems, 20);
+        assert.equal(bodyOf('/api/v1/links/bulk')?.links?.maxItems, 1000);
       });
 
       test('JSON that is not an object is a 422', async () => {

@@ -239,9 +239,11 @@ for (const backend of BACKENDS) {
         expectProblem(notCreated, 404, 'link_not_found');
       });
 
-      test('password is refused with 422 on password', async () => {
-        const problem = expectProblem(await create({ url: 'https://example.com/secret', password: 'hunter2' }), 422, 'validation_failed');
-        assertFields(problem, ['password']);
+      test('an empty or over-long password: 422 on password', async () => {
+        for (const password of ['', 'p'.repeat(1025)]) {
+          const problem = expectProblem(await create({ url: 'https://example.com/secret', password }), 422, 'validation_failed');
+          assertFields(problem, ['password']);
+        }
       });
 
       test('malformed URLs: 422 invalid_url', async () => {

@@ -179,3 +179,19 @@ describe('operations endpoints (embedded)', await backendTestOptions('embedded')
     }
   });
 });
+
+describe('metric names (with the Node.js default metrics)', await backendTestOptions('embedded'), () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startTestApp('embedded', { runtime: { defaultMetrics: true } });
+  });
+  after(() => app.close());
+
+  test('only counters end in _total (what promtool check metrics asks)', async () => {
+    const text = (await app.request({ url: '/metrics', key: null })).body;
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((match) => ({ name: match[1] ?? '', type: match[2] ?? '' }));
+    assert.ok(types.some((metric) => metric.name === 'shunt_nodejs_active_handles'), 'the default metrics are there');
+    assert.deepEqual(types.filter((metric) => metric.type !== 'counter' && metric.name.endsWith('_total')), []);
+    assert.ok(types.filter((metric) => metric.type === 'counter').every((metric) => metric.name.endsWith('_total')));
+  });
+});

@@ -222,10 +222,39 @@ for (const backend of BACKENDS) {
       expectProblem(anonymous, 401, 'unauthorized');
       assert.equal(rateLimitHeaders(anonymous, IP_LIMIT).remaining, IP_LIMIT - 2);
 
-      // A valid key from the limited address is counted on the key, not the address.
-      const keyed = await send({ ip, key: await newKey(), url: LINKS });
+      // The address's limit applies before any key is looked up: a key from it waits too.
+      expectRateLimited(await send({ ip, key: await newKey(), url: LINKS }), IP_LIMIT);
+      // From an address within its budget, a key is counted on the key, not the address.
+      const keyed = await send({ ip: newIp(), key: await newKey(), url: LINKS });
       assert.equal(keyed.statusCode, 200, keyed.body);
       assert.equal(rateLimitHeaders(keyed, KEY_LIMIT).remaining, KEY_LIMIT - 1);
+    });
+
+    test('once its address got 429, a request with a bogus key costs no key lookup', async () => {
+      await freshWindow();
+      const ip = newIp();
+      const keys = app.runtime.deps.keys;
+      const authenticate = keys.authenticate.bind(keys);
+      let lookups = 0;
+      keys.authenticate = (secret) => {
+        lookups += 1;
+        return authenticate(secret);
+      };
+      try {
+        for (let i = 0; i < IP_LIMIT; i += 1) await send({ ip, url: LINKS, authorization: `Bearer shunt_BogusKeyBogusKeyBogusKey${i}0000` });
+        expectRateLimited(await send({ ip, url: LINKS, authorization: 'Bearer shunt_BogusKeyBogusKeyBogusKeyX0000' }), IP_LIMIT);
+        const before = lookups;
+        for (let i = 0; i < 5; i += 1) {
+          expectRateLimited(await send({ ip, url: LINKS, authorization: `Bearer shunt_MoreGuessesMoreGuesses${i}00000` }), IP_LIMIT);
+        }
+        assert.equal(lookups, before, 'no key was looked up after the 429');
+        // The rest of the /64 of an IPv6 client is refused as well.
+        const v6 = '2001:db8:77:1::1';
+        for (let i = 0; i <= IP_LIMIT; i += 1) await send({ ip: v6, url: LINKS });
+        expectRateLimited(await send({ ip: '2001:db8:77:1:ffff::2', url: LINKS }), IP_LIMIT);
+      } finally {
+        keys.authenticate = authenticate;
+      }
     });
 
     test('a bad key is counted on the client IP: 401 until the limit, then 429', async () => {

@@ -18,6 +18,7 @@ export function makeLink(overrides: Partial<Link> = {}): Link {
     forwardQuery: true,
     fallbackUrl: null,
     disabled: false,
+    passwordProtected: false,
     version: 1,
     createdAt: at,
     updatedAt: at,

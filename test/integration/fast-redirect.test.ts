@@ -88,6 +88,8 @@ const CASES: Case[] = [
   { name: 'HEAD of a 302 with a query', method: 'HEAD', link: {}, query: 'x=1', status: 302, location: (d) => d.replace('#top', '&x=1#top'), clicks: true },
   { name: 'HEAD of a disabled link', method: 'HEAD', link: { disabled: true }, status: 410, clicks: false },
   { name: 'HEAD of an unknown code', method: 'HEAD', link: null, status: 404, clicks: false },
+  { name: 'password-protected: the form', method: 'GET', link: { password: 'open sesame' }, status: 200, clicks: false },
+  { name: 'HEAD of a password-protected link', method: 'HEAD', link: { password: 'open sesame' }, status: 200, clicks: false },
 ];
 
 describe('the fast redirect path answers like the /:code route (PostgreSQL + Redis)', await sharedTierTestOptions(), () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { backfillLegacyClicks, legacyClickId, retireLegacyClicks } from '../../src/analytics/legacy-clicks-backfill.js';
+import { backfillLegacyClicks, legacyClickId, retireLegacyClicks, type LegacyBackfillResult } from '../../src/analytics/legacy-clicks-backfill.js';
 import { linkStats } from '../../src/analytics/stats-query.js';
 import type { ClickEvent } from '../../src/clicks/click-event.js';
 import { isUuidV7, uuidV7Timestamp } from '../../src/shared/uuid-v7.js';
@@ -122,7 +122,7 @@ for (const backend of BACKENDS) {
 
     test('the backfill copies every old click, enriched and counted, in many small batches', async () => {
       const batches: number[] = [];
-      const result = await backfillLegacyClicks(fresh.db, { blocksPerBatch: 1, onBatch: (progress) => batches.push(progress.read) });
+      const result = await fresh.db.transaction((tx) => backfillLegacyClicks(tx, { blocksPerBatch: 1, onBatch: (progress) => batches.push(progress.read) }));
       assert.deepEqual(result, { read: rows.length, inserted: rows.length, duplicates: 0 });
       assert.ok(batches.length > 3, `${batches.length} batches`);
       assert.equal((await fresh.db.query('SELECT 1 FROM click_events')).rowCount, rows.length);
@@ -134,12 +134,12 @@ for (const backend of BACKENDS) {
     });
 
     test('run again, it copies nothing twice; rows appended since are copied once', async () => {
-      assert.deepEqual(await backfillLegacyClicks(fresh.db, { blocksPerBatch: 2 }), { read: rows.length, inserted: 0, duplicates: rows.length });
+      assert.deepEqual(await fresh.db.transaction((tx) => backfillLegacyClicks(tx, { blocksPerBatch: 2 })), { read: rows.length, inserted: 0, duplicates: rows.length });
       const twin = rows.at(-1);
       assert.ok(twin !== undefined);
       const more: ClickEvent[] = [{ ...twin }, { ...twin, code: 'legacy1', at: new Date(now - 3 * HOUR) }];
       await insertLegacyClicks(fresh.db, more);
-      assert.deepEqual(await backfillLegacyClicks(fresh.db, { storeRawIp: true }), { read: rows.length + 2, inserted: 2, duplicates: rows.length });
+      assert.deepEqual(await fresh.db.transaction((tx) => backfillLegacyClicks(tx, { storeRawIp: true })), { read: rows.length + 2, inserted: 2, duplicates: rows.length });
       const all = [...rows, ...more];
       for (const code of ['legacy0', 'legacy1', 'legacy2']) {
         assert.deepEqual(await measured(fresh.db, code), expected(all, code), code);
@@ -147,17 +147,58 @@ for (const backend of BACKENDS) {
       assert.equal((await fresh.db.query('SELECT 1 FROM click_events WHERE ip IS NOT NULL')).rowCount, 2);
     });
 
-    test('retiring the old log copies what is left, then drops it; a second run does nothing', async () => {
+    test('retiring the old log, in the migration, copies what is left and empties it; the next run copies only what came since', async () => {
       const twin = rows.at(0);
       assert.ok(twin !== undefined);
       const late: ClickEvent[] = [{ ...twin, code: 'legacy2', at: new Date(now - 2 * HOUR) }];
       await insertLegacyClicks(fresh.db, late);
-      const before = await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events');
-      const retired = await retireLegacyClicks(fresh.db);
+      const count = async (): Promise<number> => (await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events')).rows[0]?.n ?? -1;
+      const before = await count();
+      const retire = async (): Promise<LegacyBackfillResult | null> => {
+        let result: LegacyBackfillResult | null = null;
+        await migrate(fresh.db, loadMigrations(), async (tx) => {
+          result = await retireLegacyClicks(tx);
+        });
+        return result;
+      };
+      const retired = await retire();
       assert.equal(retired?.inserted, 1);
-      assert.equal((await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events')).rows[0]?.n, (before.rows[0]?.n ?? 0) + 1);
-      assert.equal((await fresh.db.query(`SELECT to_regclass('clicks') AS t`)).rows[0]?.t, null);
-      assert.equal(await retireLegacyClicks(fresh.db), null);
+      assert.equal(await count(), before + 1);
+      // Kept, empty, for writers of the previous version still running.
+      assert.equal((await fresh.db.query('SELECT 1 FROM clicks')).rowCount, 0);
+      assert.deepEqual(await retire(), { read: 0, inserted: 0, duplicates: 0 });
+      // A row an old instance writes after that is copied by the next migration run.
+      await insertLegacyClicks(fresh.db, [{ ...twin, code: 'legacy1', at: new Date(now - HOUR) }]);
+      assert.equal((await retire())?.inserted, 1);
+      assert.equal(await count(), before + 2);
+      await fresh.db.query('DROP TABLE clicks');
+      assert.equal(await retire(), null);
     });
+
+    test('an old instance inserting while the log is copied waits, and its click is copied by the next run', { skip: backend === 'embedded' ? 'one connection: no concurrent writer' : false }, async () => {
+      await fresh.db.query('CREATE TABLE clicks (link_code text NOT NULL, clicked_at timestamptz NOT NULL, method text NOT NULL, referrer text, user_agent text, client_ip inet)');
+      const count = async (): Promise<number> => (await fresh.db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events')).rows[0]?.n ?? -1;
+      const before = await count();
+      let written = false;
+      await migrate(fresh.db, loadMigrations(), async (tx) => {
+        await tx.query('LOCK TABLE clicks IN SHARE MODE');
+        const oldWriter = insertLegacyClicks(fresh.db, [{ code: 'legacy0', at: new Date(now - HOUR), method: 'GET', referrer: null, userAgent: null, ip: null }]).then(() => {
+          written = true;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(written, false, 'the insert waits for the copy');
+        await retireLegacyClicks(tx);
+        void oldWriter;
+      });
+      for (let i = 0; i < 50 && !written; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(written, true, 'the insert went through, not failed');
+      let copied: LegacyBackfillResult | null = null;
+      await migrate(fresh.db, loadMigrations(), async (tx) => {
+        copied = await retireLegacyClicks(tx);
+      });
+      assert.equal((copied as LegacyBackfillResult | null)?.inserted, 1);
+      assert.equal(await count(), before + 1);
+    });
+
   });
 }

@@ -42,6 +42,7 @@ function newLink(code: string, overrides: Partial<NewLink> = {}): NewLink {
     forwardQuery: true,
     fallbackUrl: null,
     disabled: false,
+    passwordHash: null,
     ...overrides,
   };
 }
@@ -110,6 +111,16 @@ for (const backend of ORDER) {
     });
 
     describe('LinkRepository insert and find', () => {
+      test('a password hash is stored but never read back: the link only says it is protected', async () => {
+        const stored = await links.insert(newLink('pw00001', { passwordHash: 'scrypt$14$8$1$c2FsdA$aGFzaA' }));
+        assert.equal(stored.passwordProtected, true);
+        assert.ok(!JSON.stringify(await links.findByCode('pw00001')).includes('scrypt'));
+        assert.equal(await links.passwordHash(stored.id), 'scrypt$14$8$1$c2FsdA$aGFzaA');
+        const cleared = await links.update('pw00001', { passwordHash: null }, null);
+        assert.equal(cleared?.passwordProtected, false);
+        assert.equal(await links.passwordHash(stored.id), null);
+      });
+
       test('insert returns the stored link with every field; findByCode reads it back', async () => {
         const expiresAt = new Date(Date.now() + 86_400_000);
         const input = newLink('rt00001', {
@@ -131,8 +142,10 @@ for (const backend of ORDER) {
         assert.ok(stored.createdAt instanceof Date);
         assert.ok(stored.updatedAt instanceof Date);
         assert.ok(Math.abs(stored.createdAt.getTime() - Date.now()) < 60_000);
-        const { id: _id, version: _v, visits: _vis, createdAt: _c, updatedAt: _u, ...fields } = stored;
-        assert.deepEqual(fields, input);
+        const { id: _id, version: _v, visits: _vis, createdAt: _c, updatedAt: _u, passwordProtected, ...fields } = stored;
+        const { passwordHash: _p, ...settings } = input;
+        assert.deepEqual(fields, settings);
+        assert.equal(passwordProtected, false);
         assert.equal(stored.expiresAt?.getTime(), expiresAt.getTime());
         assert.deepEqual(await links.findByCode('rt00001'), stored);
       });
@@ -304,39 +317,48 @@ for (const backend of ORDER) {
     });
 
     describe('consumeVisit', () => {
+      const allowed = (visit: Promise<{ allowed: boolean }>): Promise<boolean> => visit.then((result) => result.allowed);
+
+      test('says when the visit used the limit up', async () => {
+        const link = await links.insert(newLink('cv00005', { maxVisits: 2 }));
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: true, usedUp: false });
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: true, usedUp: true });
+        assert.deepEqual(await links.consumeVisit(link.id), { allowed: false, usedUp: true });
+      });
+
       test('maxVisits 10: 40 concurrent consumeVisit → exactly 10 true', async () => {
         const link = await links.insert(newLink('cv00001', { maxVisits: 10 }));
-        const results = await Promise.all(Array.from({ length: 40 }, () => links.consumeVisit(link.id)));
+        const results = await Promise.all(Array.from({ length: 40 }, () => allowed(links.consumeVisit(link.id))));
         assert.equal(results.filter(Boolean).length, 10);
         assert.equal((await links.findByCode('cv00001'))?.visits, 10);
-        assert.equal(await links.consumeVisit(link.id), false);
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
         assert.equal((await links.findByCode('cv00001'))?.visits, 10, 'refused visits are not counted');
       });
 
       test('maxVisits 1: only the first', async () => {
         const link = await links.insert(newLink('cv00002', { maxVisits: 1 }));
-        assert.deepEqual(await Promise.all([links.consumeVisit(link.id), links.consumeVisit(link.id)]).then((r) => r.sort()), [false, true]);
+        assert.deepEqual(await Promise.all([allowed(links.consumeVisit(link.id)), allowed(links.consumeVisit(link.id))]).then((r) => r.sort()), [false, true]);
       });
 
       test('no limit: always true, and counted', async () => {
         const link = await links.insert(newLink('cv00003'));
-        const results = await Promise.all(Array.from({ length: 25 }, () => links.consumeVisit(link.id)));
+        const results = await Promise.all(Array.from({ length: 25 }, () => allowed(links.consumeVisit(link.id))));
         assert.ok(results.every(Boolean));
         assert.equal((await links.findByCode('cv00003'))?.visits, 25);
       });
 
       test('raising the limit allows more visits', async () => {
         const link = await links.insert(newLink('cv00004', { maxVisits: 2 }));
-        await links.consumeVisit(link.id);
-        await links.consumeVisit(link.id);
-        assert.equal(await links.consumeVisit(link.id), false);
+        await allowed(links.consumeVisit(link.id));
+        await allowed(links.consumeVisit(link.id));
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
         await links.update('cv00004', { maxVisits: 3 }, null);
-        assert.equal(await links.consumeVisit(link.id), true);
-        assert.equal(await links.consumeVisit(link.id), false);
+        assert.equal(await allowed(links.consumeVisit(link.id)), true);
+        assert.equal(await allowed(links.consumeVisit(link.id)), false);
       });
 
       test('an unknown id is false', async () => {
-        assert.equal(await links.consumeVisit('999999999'), false);
+        assert.equal(await allowed(links.consumeVisit('999999999')), false);
       });
     });
 

@@ -51,7 +51,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.adminApiKey, undefined);
     assert.deepEqual(config.codes, { length: 7, blockSize: 1000 });
     assert.deepEqual(config.destinations, { maxUrlLength: 2048, blockedDomains: [], allowPrivateAddresses: false });
-    assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60, notFoundPerMinute: 120 });
+    assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60, notFoundPerMinute: 120, passwordPerLinkPerMinute: 10, passwordPerIpPerMinute: 20 });
     assert.deepEqual(config.trustedProxies, []);
     assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 10, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
     assert.deepEqual(config.clicks, {
@@ -124,6 +124,8 @@ describe('loadConfig: every variable is parsed', () => {
     RATE_LIMIT_KEY_PER_MINUTE: '1200',
     RATE_LIMIT_IP_PER_MINUTE: '120',
     RATE_LIMIT_404_PER_MINUTE: '30',
+    RATE_LIMIT_PASSWORD_PER_LINK_PER_MINUTE: '5',
+    RATE_LIMIT_PASSWORD_PER_IP_PER_MINUTE: '7',
     REDIS_COMMAND_TIMEOUT_MS: '50',
     REDIS_BREAKER_THRESHOLD: '5',
     REDIS_BREAKER_COOLDOWN_MS: '1000',
@@ -175,7 +177,7 @@ describe('loadConfig: every variable is parsed', () => {
       adminApiKey: GOOD_ADMIN_KEY,
       codes: { length: 9, blockSize: 5000 },
       destinations: { maxUrlLength: 4096, blockedDomains: ['evil.com', 'bad.example'], allowPrivateAddresses: true },
-      rateLimits: { keyPerMinute: 1200, ipPerMinute: 120, notFoundPerMinute: 30 },
+      rateLimits: { keyPerMinute: 1200, ipPerMinute: 120, notFoundPerMinute: 30, passwordPerLinkPerMinute: 5, passwordPerIpPerMinute: 7 },
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,

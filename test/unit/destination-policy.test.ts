@@ -336,6 +336,10 @@ void describe('checkDestination: url_not_allowed', () => {
       ['http://[2002:c0a8:101::1]/', '6to4 embedding 192.168.1.1'],
       ['http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/', 'Teredo'],
       ['http://[64:ff9b::7f00:1]/', 'NAT64 embedding loopback'],
+      ['http://[fec0::1]/', 'IPv6 site-local (deprecated)'],
+      ['http://[feff:ffff::1]/', 'IPv6 site-local, end of fec0::/10'],
+      ['http://[64:ff9b:1::808:808]/', 'local-use NAT64 (RFC 8215)'],
+      ['http://[64:ff9b:1:ffff:ffff:ffff:ffff:ffff]/', 'local-use NAT64, end of the /48'],
       ['http://[2001:db8::1]/', 'IPv6 documentation'],
     ];
     for (const [input, why] of refused) {
@@ -354,6 +358,7 @@ void describe('checkDestination: url_not_allowed', () => {
       ['http://11.0.0.1/', 'http://11.0.0.1/'],
       ['http://0x08080808/', 'http://8.8.8.8/'],
       ['http://[2001:4860:4860::8888]/', 'http://[2001:4860:4860::8888]/'],
+      ['http://[64:ff9b:2::1]/', 'http://[64:ff9b:2::1]/'],
       ['http://[::ffff:1.1.1.1]/', 'http://[::ffff:101:101]/'],
     ];
     for (const [input, expected] of publicAddresses) {

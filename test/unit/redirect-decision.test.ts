@@ -134,3 +134,17 @@ describe('decideRedirect: Cache-Control', () => {
     assert.equal(redirect(decide({ redirectType: 302, expiresAt: new Date(NOW + 7_200_000) })).cacheControl, NO_STORE);
   });
 });
+
+describe('decideRedirect: used up and password-protected', () => {
+  test('a link whose visits reached maxVisits is gone (its fallback kept)', () => {
+    assert.deepEqual(decide({ maxVisits: 2, visits: 2, fallbackUrl: 'https://example.org/fb' }), { kind: 'gone', fallbackUrl: 'https://example.org/fb' });
+    assert.equal(decide({ maxVisits: 2, visits: 1 }).kind, 'redirect');
+  });
+
+  test('a protected link is locked until unlocked, then redirects uncached; gone wins over locked', () => {
+    assert.deepEqual(decide({ passwordProtected: true, redirectType: 301 }), { kind: 'locked' });
+    const unlocked = redirect(decideRedirect(makeLink({ passwordProtected: true, redirectType: 301 }), NOW, '', MAX_AGE, true));
+    assert.equal(unlocked.cacheControl, NO_STORE);
+    assert.equal(decide({ passwordProtected: true, disabled: true }).kind, 'gone');
+  });
+});

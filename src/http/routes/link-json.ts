@@ -21,6 +21,7 @@ export function toLinkJson(link: Link, baseUrl: URL): LinkJson {
     forwardQuery: link.forwardQuery,
     fallbackUrl: link.fallbackUrl,
     disabled: link.disabled,
+    passwordProtected: link.passwordProtected,
     createdAt: link.createdAt.toISOString(),
     updatedAt: link.updatedAt.toISOString(),
   };
