@@ -101,7 +101,8 @@ function send(request: FastifyRequest, reply: FastifyReply, file: StaticFile, ca
 /** `/` and `/assets/*`. Pages are hash routes (`/#/links`), so no other path is taken from aliases. */
 export function dashboardRoutes(app: FastifyInstance, files: DashboardFiles): void {
   app.get('/', (request, reply) => send(request, reply, files.index, 'no-cache'));
-  app.get(`${ASSET_PREFIX}:name`, (request: FastifyRequest<{ Params: { name: string } }>, reply) => {
+  // The dashboard's files are not part of the API, so not in the OpenAPI document (as `/` is not).
+  app.get<{ Params: { name: string } }>(`${ASSET_PREFIX}:name`, (request, reply) => {
     const file = files.assets.get(request.params.name);
     if (file === undefined) {
       securityHeaders(reply);

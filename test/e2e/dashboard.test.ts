@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { IN_CI } from '../helpers/backends.js';
@@ -125,6 +126,25 @@ describe('dashboard in Chromium', { skip, timeout: 300_000 }, () => {
     if (shunt !== undefined && shunt.exitCode === null) await new Promise((resolve) => shunt.once('exit', resolve));
     rmSync(dataDir, { recursive: true, force: true });
     console.log(`# axe: ${axeResults.join('; ')}`);
+  });
+
+  test('the links page loads at most 200 KB of compressed JavaScript and CSS', () => {
+    // Everything the entry pulls in: its own file, its CSS and its static imports (pages are in it).
+    const manifest = JSON.parse(readFileSync('dist/web/.vite/manifest.json', 'utf8')) as Record<string, { file: string; css?: string[]; imports?: string[]; isEntry?: boolean }>;
+    const files = new Set<string>();
+    const visit = (key: string): void => {
+      const chunk = manifest[key];
+      if (chunk === undefined || files.has(chunk.file)) return;
+      files.add(chunk.file);
+      for (const css of chunk.css ?? []) files.add(css);
+      for (const imported of chunk.imports ?? []) visit(imported);
+    };
+    for (const [key, chunk] of Object.entries(manifest)) if (chunk.isEntry === true) visit(key);
+    const sizes = [...files].map((file) => [file, gzipSync(readFileSync(join('dist/web', file)), { level: 9 }).length] as const);
+    const total = sizes.reduce((sum, [, size]) => sum + size, 0);
+    console.log(`# bundle (gzip): ${sizes.map(([file, size]) => `${file} ${size} B`).join(', ')}; total ${total} B`);
+    assert.ok(sizes.some(([file]) => file.endsWith('.js')) && sizes.some(([file]) => file.endsWith('.css')));
+    assert.ok(total <= 200 * 1024, `${total} bytes`);
   });
 
   test('the page is served with a strict CSP, frame protection and cache headers', async () => {
