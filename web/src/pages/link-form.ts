@@ -100,6 +100,12 @@ export async function linkFormPage({ root }: PageContext, code?: string): Promis
       replace(formError, 'This link was changed elsewhere since you opened it. ', h('a', { href: `#/links/${code ?? ''}/edit`, onclick: () => void linkFormPage({ root } as PageContext, code) }, 'Load the current version'), ' (your changes here are not saved).');
       return;
     }
+    // Alias problems (taken, reserved) name no field list; they are about the alias all the same.
+    if (error instanceof ApiError && error.errors.length === 0 && error.code.startsWith('alias_')) {
+      (errors.get('alias') as HTMLElement).textContent = error.detail;
+      alias.focus();
+      return;
+    }
     if (error instanceof ApiError && error.errors.length > 0) {
       let first: HTMLElement | null = null;
       for (const { field: name, message } of error.errors) {
