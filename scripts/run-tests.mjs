@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Runs Shunt's test tiers in order and ends with one line: "N passed, N failed, N skipped".
-// Usage: node scripts/run-tests.mjs [static|unit|storage|api|integration|fault ...]  (default: all)
+// Usage: node scripts/run-tests.mjs [static|unit|storage|api|integration|fault|e2e ...]  (default: all)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const ALL = ['static', 'unit', 'storage', 'api', 'integration', 'fault'];
+const ALL = ['static', 'unit', 'storage', 'api', 'integration', 'fault', 'e2e'];
 const tiers = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 const resultsDir = '.test-results';
 rmSync(resultsDir, { recursive: true, force: true });
@@ -52,6 +52,12 @@ for (const tier of tiers) {
   if (!ALL.includes(tier)) {
     console.error(`unknown tier: ${tier}`);
     process.exit(2);
+  }
+  // The browser tier drives the built app (server and dashboard), so it builds first.
+  if (tier === 'e2e' && run('npm', ['run', 'build', '--silent']) !== 0) {
+    console.log('# tier: e2e: build FAILED');
+    total.failed += 1;
+    continue;
   }
   const files = testFiles(join('test', tier));
   console.log(`\n# tier: ${tier} (${files.length} files)`);

@@ -102,6 +102,10 @@ export interface Config {
     /** Finished export files are kept this long. */
     readonly ttlHours: number;
   };
+  readonly sessions: {
+    /** A dashboard session ends this long after sign-in, whatever happens in between. */
+    readonly ttlHours: number;
+  };
   readonly http: {
     readonly bodyLimitBytes: number;
     readonly permanentRedirectMaxAge: number;
@@ -321,6 +325,9 @@ export function loadConfig(env: Env = process.env): Config {
     exports: {
       syncMaxRows: read.int('EXPORT_SYNC_MAX_ROWS', 10_000, 0, 10_000_000),
       ttlHours: read.int('EXPORT_TTL_HOURS', 24, 1, 24 * 365),
+    },
+    sessions: {
+      ttlHours: read.int('SESSION_TTL_HOURS', 12, 1, 24 * 90),
     },
     http: {
       bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

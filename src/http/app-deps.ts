@@ -4,6 +4,7 @@ import type { ExportJobs } from '../analytics/export-jobs.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import type { Config } from '../config/config.js';
 import type { KeyService } from '../keys/key-service.js';
+import type { SessionService } from '../sessions/session-service.js';
 import type { Actor } from '../links/link.js';
 import type { LinkService } from '../links/link-service.js';
 import type { LiveClickFeed } from '../live/live-click-feed.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   logger: FastifyBaseLogger;
   links: LinkService;
   keys: KeyService;
+  /** Dashboard sign-in sessions (cookie-borne). */
+  sessions: SessionService;
   clicks: ClickRecorder;
   rateLimiter: RateLimiter;
   notFoundThrottle: NotFoundThrottle;

@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
 import type { AppDeps } from './app-deps.js';
+import { dashboardRoutes, loadDashboard } from './dashboard.js';
 import { fastRedirect } from './fast-redirect.js';
 import { gatewayHook } from './gateway.js';
 import { logRequest } from './request-log.js';
@@ -19,7 +20,9 @@ import { keyRoutes } from './routes/key-routes.js';
 import { linkRoutes } from './routes/link-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { RedirectResponder } from './redirect-responder.js';
+import { overviewRoutes } from './routes/overview-routes.js';
 import { redirectRoutes } from './routes/redirect-routes.js';
+import { sessionRoutes } from './routes/session-routes.js';
 import { statsRoutes } from './routes/stats-routes.js';
 import { validatorCompiler } from './validation.js';
 
@@ -155,6 +158,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     exportRoutes(api, deps);
     eventRoutes(api, deps);
     keyRoutes(api, deps);
+    sessionRoutes(api, deps);
+    overviewRoutes(api, deps);
     api.get('/openapi.json', {
       config: {
         doc: {
@@ -167,10 +172,12 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   }, { prefix: '/api/v1' });
 
   opsRoutes(app, deps);
-  if (servesRedirects) {
-    app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
-    redirectRoutes(app, deps, responder, deps.qrCodes);
-  }
+  // The dashboard lives wherever the API does; a redirect-only instance keeps its one-line page.
+  const dashboard = servesApi ? loadDashboard() : null;
+  if (servesApi && dashboard === null) deps.logger.warn('the dashboard is not built (npm run build:web); / shows the plain home page');
+  if (dashboard !== null) dashboardRoutes(app, dashboard);
+  else if (servesRedirects || servesApi) app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
+  if (servesRedirects) redirectRoutes(app, deps, responder, deps.qrCodes);
 
   let cachedDocument: object | null = null;
   const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, '/'));

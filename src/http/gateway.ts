@@ -1,7 +1,7 @@
 /**
- * The API gateway hook: who is calling (Bearer API key), and may they call again
- * (rate limits per key, or per client IP without a valid key). Every API answer carries
- * the RateLimit-* headers, errors included.
+ * The API gateway hook: who is calling (Bearer API key, or the dashboard's session cookie),
+ * and may they call again (rate limits per key, or per client IP without a valid key).
+ * Every API answer carries the RateLimit-* headers, errors included.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../shared/errors.js';
@@ -9,6 +9,7 @@ import type { Actor } from '../links/link.js';
 import { BlockedClients } from '../ratelimit/blocked-clients.js';
 import { clientBucket } from '../ratelimit/client-bucket.js';
 import type { AppDeps } from './app-deps.js';
+import { sessionActor } from './session-auth.js';
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i;
 
@@ -42,6 +43,9 @@ export function gatewayHook(deps: AppDeps) {
       const secret = BEARER.exec(header)?.[1];
       actor = secret === undefined ? null : await keys.authenticate(secret);
       badKey = actor === null;
+    } else {
+      // A cookie that no longer names a live session is no key at all: the caller is anonymous.
+      actor = await sessionActor(deps, request);
     }
     const verdict =
       actor === null

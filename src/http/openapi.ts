@@ -18,8 +18,8 @@ export interface RouteDoc {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'links' | 'keys' | 'redirects' | 'operations' | 'meta';
-  /** Needs a Bearer API key. */
+  tag: 'links' | 'keys' | 'sessions' | 'redirects' | 'operations' | 'meta';
+  /** Needs a Bearer API key (or the dashboard's session cookie). */
   auth: boolean;
   /** Also document the automatic HEAD route. */
   head?: boolean;
@@ -54,6 +54,7 @@ const HEADER_DOCS: Readonly<Record<string, { description: string; schema: object
     schema: { type: 'string' },
   },
   'Content-Disposition': { description: 'attachment, with a file name', schema: { type: 'string' } },
+  'Set-Cookie': { description: 'The session cookie: HttpOnly, SameSite=Strict, Secure over https', schema: { type: 'string' } },
 };
 
 /** Plain JSON Schema: TypeBox's symbol keys vanish through JSON. */
@@ -112,7 +113,7 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
       summary: route.doc.summary,
       ...(route.doc.description === undefined ? {} : { description: route.doc.description }),
       tags: [route.doc.tag],
-      security: route.doc.auth ? [{ bearerAuth: [] }] : [],
+      security: route.doc.auth ? [{ bearerAuth: [] }, { sessionCookie: [] }] : [],
       parameters: [
         ...(schema.params === undefined ? pathParameters(route.url) : parameters(schema.params, 'path')),
         ...parameters(schema.querystring, 'query'),
@@ -152,12 +153,23 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
     tags: [
       { name: 'links', description: 'Create and manage short links' },
       { name: 'keys', description: 'API keys (admin only)' },
+      { name: 'sessions', description: 'Dashboard sign-in: an API key exchanged for a session cookie' },
       { name: 'redirects', description: 'The public short links' },
       { name: 'operations', description: 'Health, readiness and metrics' },
       { name: 'meta', description: 'This document' },
     ],
     components: {
-      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key, e.g. shunt_…' } },
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key, e.g. shunt_…' },
+        sessionCookie: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'shunt_session',
+          description:
+            'The dashboard session from POST /api/v1/session. Requests other than GET/HEAD/OPTIONS made with it must also send ' +
+            'X-CSRF-Token (the csrfToken of the session) and, if they send Origin, this origin; else 403 csrf_failed.',
+        },
+      },
     },
     paths,
   };

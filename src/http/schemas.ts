@@ -109,6 +109,12 @@ export const ListLinksQuerySchema = Type.Object(
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive search in url, code and title.' })),
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TAG_LENGTH })),
+    sort: Type.Optional(
+      Type.Union([Type.Literal('newest'), Type.Literal('oldest')], {
+        default: 'newest',
+        description: 'Order by creation: newest first (default) or oldest first. A cursor is only valid with the sort it came from.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

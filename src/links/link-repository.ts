@@ -68,6 +68,9 @@ export interface LinkListQuery {
   limit: number;
   /** Only links with an id below this one (the cursor of the previous page). */
   beforeId: string | null;
+  /** Oldest first, from the link after `afterId` (the cursor of the previous page) on. */
+  oldestFirst?: boolean;
+  afterId?: string | null;
   search: string | null;
   tag: string | null;
 }
@@ -167,6 +170,7 @@ export class LinkRepository {
     };
     if (query.ownerKeyId !== null) where.push(`owner_key_id = ${param(query.ownerKeyId)}`);
     if (query.beforeId !== null) where.push(`id < ${param(query.beforeId)}::bigint`);
+    if (query.afterId !== undefined && query.afterId !== null) where.push(`id > ${param(query.afterId)}::bigint`);
     if (query.tag !== null) where.push(`tags @> ARRAY[${param(query.tag)}]::text[]`);
     if (query.search !== null) {
       const pattern = param(`%${escapeLike(query.search)}%`);
@@ -174,7 +178,7 @@ export class LinkRepository {
     }
     const result = await this.db.query<LinkRow>(
       `SELECT ${COLUMNS} FROM links ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY links.id DESC LIMIT ${param(query.limit)}`,
+       ORDER BY links.id ${query.oldestFirst === true ? 'ASC' : 'DESC'} LIMIT ${param(query.limit)}`,
       params,
     );
     return result.rows.map(toLink);

@@ -30,6 +30,8 @@ export interface ListLinksQuery {
   cursor: string | null;
   q: string | null;
   tag: string | null;
+  /** Default newest. */
+  sort?: 'newest' | 'oldest';
 }
 
 export interface LinkPage {
@@ -92,11 +94,14 @@ export class LinkService {
   }
 
   async list(query: ListLinksQuery, actor: Actor): Promise<LinkPage> {
-    const beforeId = query.cursor === null ? null : decodeCursor(query.cursor);
+    const cursorId = query.cursor === null ? null : decodeCursor(query.cursor);
+    const oldestFirst = query.sort === 'oldest';
     const items = await this.links.list({
       ownerKeyId: actor.role === 'admin' ? null : actor.keyId,
       limit: query.limit + 1,
-      beforeId,
+      beforeId: oldestFirst ? null : cursorId,
+      afterId: oldestFirst ? cursorId : null,
+      oldestFirst,
       search: query.q,
       tag: query.tag,
     });

@@ -14,6 +14,8 @@ import { KeyRepository } from '../keys/key-repository.js';
 import { KeyService, type CreatedKey } from '../keys/key-service.js';
 import { codeAllocator } from '../links/code-key.js';
 import { installationPolicy } from '../links/destination-policy.js';
+import { SessionRepository } from '../sessions/session-repository.js';
+import { SessionService } from '../sessions/session-service.js';
 import { LinkRepository } from '../links/link-repository.js';
 import { LinkService } from '../links/link-service.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
@@ -202,6 +204,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       logger,
       links,
       keys,
+      sessions: new SessionService(new SessionRepository(db), keys, config.sessions.ttlHours * 3_600_000, (error) => logger.warn({ err: error }, 'session bookkeeping failed')),
       clicks,
       rateLimiter,
       notFoundThrottle: new NotFoundThrottle(

@@ -8,6 +8,7 @@ export const ERROR_CATALOGUE = {
   invalid_json: { status: 400, title: 'Body is not valid JSON' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
   forbidden: { status: 403, title: 'Not allowed' },
+  csrf_failed: { status: 403, title: 'Cross-site request refused' },
   not_found: { status: 404, title: 'Not found' },
   link_not_found: { status: 404, title: 'Link not found' },
   key_not_found: { status: 404, title: 'API key not found' },

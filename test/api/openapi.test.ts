@@ -163,9 +163,9 @@ describe('OpenAPI document (embedded)', await backendTestOptions('embedded'), ()
     assert.equal(typeof doc.info.title, 'string');
     assert.equal(typeof doc.info.version, 'string');
     assert.ok(Object.keys(doc.paths).length > 0);
-    assert.deepEqual(Object.keys(doc.components.securitySchemes), ['bearerAuth']);
+    assert.deepEqual(Object.keys(doc.components.securitySchemes), ['bearerAuth', 'sessionCookie']);
     // Documented in every path item: every /api path of the contract.
-    for (const path of ['/api/v1/links', '/api/v1/links/bulk', '/api/v1/links/{code}', '/api/v1/links/{code}/stats', '/api/v1/links/{code}/stats/export', '/api/v1/links/{code}/events', '/api/v1/exports/{id}', '/api/v1/exports/{id}/file', '/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/openapi.json', '/healthz', '/readyz', '/metrics', '/{code}', '/{code}/qr']) {
+    for (const path of ['/api/v1/links', '/api/v1/links/bulk', '/api/v1/links/{code}', '/api/v1/links/{code}/stats', '/api/v1/links/{code}/stats/export', '/api/v1/links/{code}/events', '/api/v1/exports/{id}', '/api/v1/exports/{id}/file', '/api/v1/keys', '/api/v1/keys/{id}', '/api/v1/session', '/api/v1/stats/overview', '/api/v1/stats/links', '/api/v1/openapi.json', '/healthz', '/readyz', '/metrics', '/{code}', '/{code}/qr']) {
       assert.ok(doc.paths[path] !== undefined, `${path} is documented`);
     }
   });
@@ -188,12 +188,12 @@ describe('OpenAPI document (embedded)', await backendTestOptions('embedded'), ()
     assert.deepEqual([...registered].sort(), [...documented].sort());
   });
 
-  test('every route in the router is documented (HEAD auto-routes and / aside)', () => {
+  test('every route in the router is documented (HEAD auto-routes and the dashboard aside)', () => {
     const printed = app.runtime.built.app.printRoutes({ commonPrefix: false });
     const inRouter = routerRoutes(printed);
     // The parser must actually understand printRoutes' output.
     assert.ok(inRouter.has('GET /healthz') && inRouter.has('PATCH /api/v1/links/:code'), `could not parse:\n${printed}`);
-    const relevant = [...inRouter].filter((route) => !route.startsWith('HEAD ') && !route.startsWith('OPTIONS ') && route !== 'GET /');
+    const relevant = [...inRouter].filter((route) => !route.startsWith('HEAD ') && !route.startsWith('OPTIONS ') && route !== 'GET /' && route !== 'GET /assets/:name');
     const documented = new Set(operations().filter(({ method }) => method !== 'HEAD').map(({ method, path }) => `${method} ${toFastifyPath(path)}`));
     const undocumented = relevant.filter((route) => !documented.has(route));
     const notInRouter = [...documented].filter((route) => !inRouter.has(route));
@@ -203,7 +203,7 @@ describe('OpenAPI document (embedded)', await backendTestOptions('embedded'), ()
   test('operationIds are unique, and every operation has a summary and a known tag', () => {
     const ids = operations().map(({ operation: op }) => op.operationId);
     assert.equal(new Set(ids).size, ids.length, `duplicate operationIds: ${ids.join(', ')}`);
-    const tags = new Set(['links', 'keys', 'redirects', 'operations', 'meta']);
+    const tags = new Set(['links', 'keys', 'sessions', 'redirects', 'operations', 'meta']);
     for (const { method, path, operation: op } of operations()) {
       assert.ok(op.summary.length > 0, `${method} ${path} summary`);
       assert.ok(op.tags.length === 1 && tags.has(op.tags[0] ?? ''), `${method} ${path} tags ${op.tags.join(',')}`);

@@ -23,6 +23,7 @@ const CORE_TABLES = [
   'link_visitors',
   'links',
   'schema_migrations',
+  'sessions',
   'settings',
   'visitor_salts',
 ];

@@ -4,6 +4,7 @@ import { AppError } from '../../shared/errors.js';
 import { isCode } from '../../links/code-shape.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireActor } from '../gateway.js';
+import { sendRevalidated } from '../etag.js';
 import { respondIdempotently } from '../idempotency.js';
 import { problemBody, toAppError } from '../problem.js';
 import {
@@ -81,17 +82,22 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     schema: { querystring: ListLinksQuerySchema },
     config: {
       doc: {
-        operationId: 'listLinks', summary: 'List links, newest first (a member sees its own)', tag: 'links', auth: true,
-        responses: { 200: { description: 'A page of links', schema: LinkPageSchema } },
+        operationId: 'listLinks', summary: 'List links, newest first unless `sort=oldest` (a member sees its own)', tag: 'links', auth: true,
+        requestHeaders: [{ name: 'If-None-Match', description: 'Answer 304 when the ETag still matches' }],
+        responses: {
+          200: { description: 'A page of links', schema: LinkPageSchema, headers: ['ETag', 'Cache-Control'] },
+          304: { description: 'Not modified' },
+        },
       },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const actor = requireActor(request);
+    const { query } = request;
     const page = await links.list(
-      { limit: request.query.limit ?? 20, cursor: request.query.cursor ?? null, q: request.query.q ?? null, tag: request.query.tag ?? null },
+      { limit: query.limit ?? 20, cursor: query.cursor ?? null, q: query.q ?? null, tag: query.tag ?? null, sort: query.sort ?? 'newest' },
       actor,
     );
-    return { items: page.items.map((link) => toLinkJson(link, config.baseUrl)), nextCursor: page.nextCursor };
+    return sendRevalidated(request, reply, { items: page.items.map((link) => toLinkJson(link, config.baseUrl)), nextCursor: page.nextCursor });
   });
 
   app.get<{ Params: { code: string } }>('/links/:code', {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { linkStats, planStats, StatsQueryError, type LinkStatsOptions, type StatsInterval } from '../../analytics/stats-query.js';
 import type { AppDeps } from '../app-deps.js';
 import { HOURLY_DEFAULT_MAX_DAYS, LinkStatsSchema, StatsQuerySchema, type StatsQuery } from '../analytics-schemas.js';
+import { sendRevalidated } from '../etag.js';
 import { requireActor } from '../gateway.js';
 import { resolveRange, validationFailed } from '../query-range.js';
 import { CodeParamsSchema } from '../schemas.js';
@@ -50,7 +51,11 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
           'stored them (normally within a second or two).',
         tag: 'links',
         auth: true,
-        responses: { 200: { description: 'The statistics', schema: LinkStatsSchema, headers: ['Cache-Control'] } },
+        responses: {
+          200: { description: 'The statistics', schema: LinkStatsSchema, headers: ['Cache-Control', 'ETag'] },
+          304: { description: 'Not modified (If-None-Match)' },
+        },
+        requestHeaders: [{ name: 'If-None-Match', description: 'Answer 304 when the ETag still matches' }],
       },
     },
   }, async (request, reply) => {
@@ -62,8 +67,6 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
       linkStats(analytics.db, link.code, options),
       new LinkImportRepository(analytics.db).importedClicks(link.id),
     ]);
-    // Private to the key, and current: a shared cache must not keep it, a browser must ask again.
-    void reply.header('Cache-Control', 'private, max-age=0');
-    return { ...stats, totals: { ...stats.totals, imported } };
+    return sendRevalidated(request, reply, { ...stats, totals: { ...stats.totals, imported } });
   });
 }
