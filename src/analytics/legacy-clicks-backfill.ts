@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { IdentifiedClickEvent } from '../clicks/click-event.js';
 import type { Database } from '../storage/database.js';
+import { attributeClicks } from '../pipeline/click-attribution.js';
 import { writeBatch, type WriteBatchResult } from './analytics-writer.js';
 import { DatabaseVisitorSalts } from './database-visitor-salts.js';
 import { ClickEnricher } from './enrich.js';
@@ -85,11 +86,12 @@ export async function backfillLegacyClicks(db: Database, options: LegacyBackfill
       [`(${block},0)`, `(${block + blocksPerBatch},0)`],
     );
     if (rows.rows.length === 0) continue;
-    const enriched = await enricher.enrichBatch(rows.rows.map(toEvent));
-    const written = await writeBatch(db, enriched);
+    // The old log names codes only: each click goes to the link that had its code then.
+    const attributed = await attributeClicks(db, rows.rows.map(toEvent));
+    const written = await writeBatch(db, await enricher.enrichBatch(attributed.events));
     total.read += rows.rows.length;
     total.inserted += written.inserted;
-    total.duplicates += written.duplicates;
+    total.duplicates += written.duplicates + attributed.orphaned;
     options.onBatch?.({ ...total });
   }
 }

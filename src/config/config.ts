@@ -79,6 +79,8 @@ export interface Config {
     readonly storeRawIp: boolean;
     /** Raw click events older than this are dropped a month at a time; 0 keeps them forever. */
     readonly retentionDays: number;
+    /** A deleted link's analytics (unreachable from its deletion on) are purged this long after it. */
+    readonly deletedLinkRetentionDays: number;
     /** Where click batches wait while the broker is unreachable or refuses them. */
     readonly spoolDir: string;
     /** Upper bound on the spool; past it new batches are dropped and counted. */
@@ -305,6 +307,7 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),
       storeRawIp: read.bool('CLICKS_STORE_RAW_IP', false),
       retentionDays: read.int('CLICKS_RETENTION_DAYS', 395, 0, 100_000),
+      deletedLinkRetentionDays: read.int('CLICKS_DELETED_LINK_RETENTION_DAYS', 7, 0, 3650),
       spoolDir: read.string('CLICKS_SPOOL_DIR') ?? (dataDir === 'memory://' ? join(tmpdir(), `shunt-spool-${process.pid}`) : join(dataDir, 'spool')),
       spoolMaxBytes: read.int('CLICKS_SPOOL_MAX_BYTES', 1024 ** 3, 1024 * 1024, Number.MAX_SAFE_INTEGER),
     },

@@ -59,7 +59,7 @@ export function fastRedirect(deps: AppDeps): FastRedirect {
           'content-length': '0',
         });
         response.end();
-        clicks.record(clickFrom(code, method, request.headers, ip));
+        if (link !== null) clicks.record(clickFrom(link, method, request.headers, ip));
         break;
       case 'gone':
         if (decision.fallbackUrl !== null) {

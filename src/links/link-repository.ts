@@ -176,18 +176,20 @@ export class LinkRepository {
   }
 
   /**
-   * Applies `changes` when the link still has `expectedVersion` (or any version when it
-   * is null). Returns null when no row matched: the caller tells "gone" from "changed".
+   * Applies `changes` to the link that has `code`, if it belongs to `ownerKeyId` (any owner
+   * when null: an admin) and still has `expectedVersion` (any version when null). One
+   * statement: no other link can take the code between a check and the write. Returns null
+   * when no row matched: the caller tells "not yours or gone" from "changed".
    */
-  async update(code: string, changes: LinkChanges, expectedVersion: number | null): Promise<Link | null> {
-    const params: unknown[] = [code];
+  async update(code: string, changes: LinkChanges, expectedVersion: number | null, ownerKeyId: string | null): Promise<Link | null> {
+    const params: unknown[] = [code, ownerKeyId];
     const sets = ['version = version + 1', 'updated_at = now()'];
     for (const [field, column] of Object.entries(CHANGE_COLUMNS) as [keyof LinkChanges, string][]) {
       if (changes[field] === undefined) continue;
       params.push(changes[field]);
       sets.push(`${column} = $${params.length}`);
     }
-    let condition = 'code = $1';
+    let condition = 'code = $1 AND ($2::text IS NULL OR owner_key_id = $2::text)';
     if (expectedVersion !== null) {
       params.push(expectedVersion);
       condition += ` AND version = $${params.length}`;
@@ -200,9 +202,20 @@ export class LinkRepository {
     return row === undefined ? null : toLink(row);
   }
 
-  async delete(code: string): Promise<boolean> {
-    const result = await this.db.query('DELETE FROM links WHERE code = $1', [code]);
-    return (result.rowCount ?? 0) > 0;
+  /**
+   * Deletes the link that has `code` if it belongs to `ownerKeyId` (any owner when null), and
+   * records it for the purge of its analytics, in one statement. Returns the deleted link's
+   * id, or null when there was no such link.
+   */
+  async delete(code: string, ownerKeyId: string | null): Promise<string | null> {
+    const result = await this.db.query<{ link_id: string }>(
+      `WITH gone AS (
+         DELETE FROM links WHERE code = $1 AND ($2::text IS NULL OR owner_key_id = $2::text) RETURNING id, code
+       )
+       INSERT INTO deleted_links (link_id, code) SELECT id, code FROM gone RETURNING link_id::text AS link_id`,
+      [code, ownerKeyId],
+    );
+    return result.rows[0]?.link_id ?? null;
   }
 
   /**

@@ -104,22 +104,25 @@ export class LinkService {
 
   /** `expectedVersion`: from If-Match; null changes the link whatever its version. */
   async update(code: string, patch: LinkPatch, actor: Actor, expectedVersion: number | null): Promise<Link> {
-    const current = await this.get(code, actor);
     const changes = this.validateChanges(patch);
-    const updated = await this.links.update(code, changes, expectedVersion);
+    // Checked and written in one statement: ownership is never decided on a read that
+    // another link of the same code could have replaced by the time of the write.
+    const updated = await this.links.update(code, changes, expectedVersion, ownerFilter(actor));
     if (updated === null) {
-      if ((await this.links.findByCode(code)) === null) throw linkNotFound(code);
+      // Only to word the refusal; nothing is written on the strength of this read.
+      const current = await this.links.findByCode(code);
+      if (current === null || !canSee(actor, current) || expectedVersion === null) throw linkNotFound(code);
       throw new AppError('precondition_failed', {
-        detail: `The link has changed since version ${expectedVersion ?? current.version}; fetch it again`,
+        detail: `The link has changed since version ${expectedVersion}; fetch it again`,
       });
     }
     this.cache.invalidate(code, await this.afterWrite(code));
     return updated;
   }
 
+  /** The link's analytics stay with its id, out of reach of any later link of the code, until purged. */
   async delete(code: string, actor: Actor): Promise<void> {
-    await this.get(code, actor);
-    if (!(await this.links.delete(code))) throw linkNotFound(code);
+    if ((await this.links.delete(code, ownerFilter(actor))) === null) throw linkNotFound(code);
     this.cache.invalidate(code, await this.afterWrite(code));
   }
 
@@ -236,6 +239,11 @@ class ProblemList {
 
 function canSee(actor: Actor, link: Link): boolean {
   return actor.role === 'admin' || link.ownerKeyId === actor.keyId;
+}
+
+/** The owner a write must match: an admin may change any link. */
+function ownerFilter(actor: Actor): string | null {
+  return actor.role === 'admin' ? null : actor.keyId;
 }
 
 function linkNotFound(code: string): AppError {

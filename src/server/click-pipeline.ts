@@ -87,7 +87,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
 
   // Without a broker this process stores the clicks it serves, so it keeps the store too.
   const keepsStore = consumes || config.amqp.url === undefined;
-  const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, logger }) : null;
+  const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, deletedLinkRetentionDays: config.clicks.deletedLinkRetentionDays, logger }) : null;
 
   const brokerUrl = config.amqp.url;
   const servesRedirects = config.role === 'all' || config.role === 'redirect';

@@ -6,12 +6,29 @@ export function visitor(n: number): string {
   return n.toString(16).padStart(32, '0');
 }
 
+const linkIds = new Map<string, string>();
+
+/**
+ * A stable link id (links.id) for a code in tests that store clicks without creating links:
+ * each code gets its own id, the same every time it is asked for in the process.
+ */
+export function linkIdOf(code: string): string {
+  let id = linkIds.get(code);
+  if (id === undefined) {
+    id = String(1000 + linkIds.size);
+    linkIds.set(code, id);
+  }
+  return id;
+}
+
 /** A complete enriched click (a human on desktop Chrome, no referrer); override what a test is about. */
 export function makeClick(overrides: Omit<Partial<EnrichedClick>, 'at'> & { at: Date | string }): EnrichedClick {
   const { at, ...rest } = overrides;
+  const code = rest.code ?? 'stats';
   return {
     id: uuidv7(),
-    code: 'stats',
+    linkId: linkIdOf(code),
+    code,
     method: 'GET',
     referrerHost: null,
     country: null,

@@ -60,6 +60,7 @@ describe('loadConfig: defaults', () => {
       batchSize: 500,
       storeRawIp: false,
       retentionDays: 395,
+      deletedLinkRetentionDays: 7,
       spoolDir: 'data/spool',
       spoolMaxBytes: 1024 ** 3,
     });
@@ -179,7 +180,7 @@ describe('loadConfig: every variable is parsed', () => {
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,
-      clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
+      clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, deletedLinkRetentionDays: 7, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
       worker: { batchSize: 1000, batchWaitMs: 50, concurrency: 3 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },

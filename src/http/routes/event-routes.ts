@@ -6,6 +6,7 @@ import { AppError } from '../../shared/errors.js';
 import type { AppDeps } from '../app-deps.js';
 import { EventStreamSchema } from '../analytics-schemas.js';
 import { EventStreams } from '../event-streams.js';
+import { publicLiveClick } from '../../live/live-click-feed.js';
 import { requireActor } from '../gateway.js';
 import { PROBLEM_CONTENT_TYPE } from '../problem.js';
 import { CodeParamsSchema, ProblemSchema } from '../schemas.js';
@@ -77,6 +78,6 @@ export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
     });
     const stream = streams.start(reply.raw);
     if (!stream.open) return;
-    stream.onEnd(analytics.liveClicks.subscribe(link.code, (click) => stream.send('click', click.id, JSON.stringify(click))));
+    stream.onEnd(analytics.liveClicks.subscribe(link.id, (click) => stream.send('click', click.id, JSON.stringify(publicLiveClick(click)))));
   });
 }

@@ -36,8 +36,8 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { links, clicks, config, notFoundThrottle } = deps;
   const maxAge = config.http.permanentRedirectMaxAge;
 
-  function record(request: FastifyRequest, code: string): void {
-    clicks.record(clickFrom(code, request.method, request.headers, request.ip));
+  function record(request: FastifyRequest, link: Link | null): void {
+    if (link !== null) clicks.record(clickFrom(link, request.method, request.headers, request.ip));
   }
 
   function answer(request: FastifyRequest, reply: FastifyReply, code: string, link: Link | null): Promise<void> | void {
@@ -65,7 +65,7 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps): void {
             'content-length': '0',
           });
           reply.raw.end();
-          record(request, code);
+          record(request, link);
         };
         // Only visit-limited links pay a write: the limit must hold exactly under concurrency.
         if (decision.limited && link !== null) {
