@@ -101,6 +101,13 @@ export interface Config {
     /** Finished export files are kept this long. */
     readonly ttlHours: number;
   };
+  /** Event streams (GET /api/v1/links/{code}/events). */
+  readonly events: {
+    /** Open streams per instance. */
+    readonly maxStreams: number;
+    /** Open streams one key may hold on one instance. */
+    readonly maxStreamsPerKey: number;
+  };
   readonly http: {
     readonly bodyLimitBytes: number;
     readonly permanentRedirectMaxAge: number;
@@ -319,6 +326,10 @@ export function loadConfig(env: Env = process.env): Config {
     exports: {
       syncMaxRows: read.int('EXPORT_SYNC_MAX_ROWS', 10_000, 0, 10_000_000),
       ttlHours: read.int('EXPORT_TTL_HOURS', 24, 1, 24 * 365),
+    },
+    events: {
+      maxStreams: read.int('EVENTS_MAX_STREAMS', 1000, 1, 1_000_000),
+      maxStreamsPerKey: read.int('EVENTS_MAX_STREAMS_PER_KEY', 10, 1, 1_000_000),
     },
     http: {
       bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -203,7 +203,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         },
         check: () => db.ping(),
       },
-      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...options.eventStreams } },
+      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...config.events, ...options.eventStreams } },
     };
     const built = await buildApp(deps);
     await pipeline.start();

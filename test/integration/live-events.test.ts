@@ -269,3 +269,121 @@ describe('event streams across instances (Redis)', await sharedTierTestOptions()
     await eventually(async () => (await members()).length === 0, 'every watch to go');
   });
 });
+
+describe('event streams stay authorized, on every instance (Redis, PostgreSQL)', await sharedTierTestOptions(), () => {
+  let pair: InstancePair;
+  const open: SseClient[] = [];
+
+  before(async () => {
+    pair = await startInstancePair({ runtime: { eventStreams: { heartbeatMs: 60_000, maxStreamsPerKey: 2 } } });
+  });
+  after(async () => {
+    for (const client of open) client.close();
+    await pair.close();
+  });
+
+  /** A member key made through instance A: its secret and its id. */
+  const member = async (name: string): Promise<{ key: string; id: string }> => {
+    const response = await pair.a.app.request({ method: 'POST', url: '/api/v1/keys', body: { name, role: 'member' } });
+    assert.equal(response.statusCode, 201, response.body);
+    return response.json<{ key: string; id: string }>();
+  };
+  const link = async (instance: InstancePair['a'], alias: string, key: string): Promise<string> => {
+    const response = await instance.app.request({ method: 'POST', url: '/api/v1/links', key, body: { url: `https://example.com/${alias}`, alias } });
+    assert.equal(response.statusCode, 201, response.body);
+    return linkIdOfCode(instance.app, alias);
+  };
+  const stream = async (instance: InstancePair['a'], code: string, key: string): Promise<SseClient> => {
+    const client = await SseClient.connect(`${instance.url}/api/v1/links/${code}/events`, bearer(key));
+    open.push(client);
+    assert.equal(client.status, 200, client.body);
+    await client.next((frame) => frame.comments.includes('connected'));
+    return client;
+  };
+  /** Resolves when the server has ended the stream; fails past the promised 5 s. */
+  const endsWithin5s = async (client: SseClient, what: string): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: the stream was still open after 5 s`)), 5000);
+    });
+    try {
+      await Promise.race([client.ended, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.match(client.body, /access to this link ended/);
+  };
+
+  test("a stream on B ends within 5 s of its key being revoked through A", async () => {
+    const owner = await member('revoked member');
+    await link(pair.a, 'auth-revoke', owner.key);
+    const client = await stream(pair.b, 'auth-revoke', owner.key);
+    const revoked = await pair.a.app.request({ method: 'DELETE', url: `/api/v1/keys/${owner.id}` });
+    assert.equal(revoked.statusCode, 204, revoked.body);
+    await endsWithin5s(client, 'revoked key');
+    await eventually(() => feedOf(pair.b).watched === 0, 'B to drop the watch');
+  });
+
+  test('a deleted link ends its streams on both instances; a later link with its code reaches only its own streams', async () => {
+    const first = await member('first owner');
+    const second = await member('second owner');
+    const oldId = await link(pair.a, 'auth-reuse', first.key);
+    const ownerStream = await stream(pair.a, 'auth-reuse', first.key);
+    const adminStream = await stream(pair.b, 'auth-reuse', ADMIN_KEY);
+    const deleted = await pair.b.app.request({ method: 'DELETE', url: '/api/v1/links/auth-reuse', key: first.key });
+    assert.equal(deleted.statusCode, 204, deleted.body);
+    await Promise.all([endsWithin5s(ownerStream, 'owner'), endsWithin5s(adminStream, 'admin')]);
+
+    const newId = await link(pair.b, 'auth-reuse', second.key);
+    assert.notEqual(newId, oldId);
+    const newStream = await stream(pair.a, 'auth-reuse', second.key);
+    // A late click of the deleted link and a click of the new one, announced from B.
+    const late = makeClick({ code: 'auth-reuse', linkId: oldId, at: new Date(), referrerHost: 'old.example' });
+    const fresh = makeClick({ code: 'auth-reuse', linkId: newId, at: new Date(), referrerHost: 'new.example' });
+    const writer = feedOf(pair.b);
+    // A writer follows the watches from its first announcement on.
+    writer.publish([makeClick({ code: 'nobody-watches', at: new Date() })]);
+    await eventually(() => writer.publishes(newId), 'B to learn of the new watch');
+    writer.publish([late, fresh]);
+    await newStream.next((frame) => frame.id === fresh.id);
+    assert.deepEqual(newStream.clicks().map((frame) => frame.id), [fresh.id]);
+    for (const ended of [ownerStream, adminStream]) assert.ok(!ended.body.includes(fresh.id) && !ended.body.includes(late.id));
+  });
+
+  test('a link given to another owner ends the old owner\'s stream', async () => {
+    const owner = await member('old owner');
+    const other = await member('new owner');
+    const id = await link(pair.a, 'auth-moved', owner.key);
+    const client = await stream(pair.b, 'auth-moved', owner.key);
+    // No API moves a link between keys; an operator can, in the store.
+    await pair.sql('UPDATE links SET owner_key_id = $1 WHERE id = $2', [other.id, id]);
+    await endsWithin5s(client, 'moved link');
+  });
+
+  test('a key holds at most EVENTS_MAX_STREAMS_PER_KEY streams per instance (429); a closed stream frees its slot', async () => {
+    const owner = await member('greedy member');
+    await link(pair.a, 'auth-limit', owner.key);
+    const first = await stream(pair.a, 'auth-limit', owner.key);
+    await stream(pair.a, 'auth-limit', owner.key);
+    const refused = await SseClient.connect(`${pair.a.url}/api/v1/links/auth-limit/events`, bearer(owner.key));
+    assert.equal(refused.status, 429);
+    assert.match(String(refused.headers['content-type']), /^application\/problem\+json/);
+    await refused.ended;
+    assert.equal((JSON.parse(refused.body) as { code: string }).code, 'too_many_streams_for_key');
+    assert.equal(refused.headers['retry-after'], '5');
+    // Another key is not held back by this one.
+    await stream(pair.a, 'auth-limit', ADMIN_KEY);
+    first.close();
+    await eventually(async () => {
+      const again = await SseClient.connect(`${pair.a.url}/api/v1/links/auth-limit/events`, bearer(owner.key));
+      open.push(again);
+      return again.status === 200;
+    }, 'the closed stream\'s slot to be free');
+  });
+
+  const feedOf = (instance: InstancePair['a']): RedisLiveClickFeed => {
+    const feed = instance.app.runtime.liveClicks;
+    assert.ok(feed instanceof RedisLiveClickFeed);
+    return feed;
+  };
+});

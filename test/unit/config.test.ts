@@ -66,6 +66,7 @@ describe('loadConfig: defaults', () => {
     });
     assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100, concurrency: 2 });
     assert.deepEqual(config.exports, { syncMaxRows: 10_000, ttlHours: 24 });
+    assert.deepEqual(config.events, { maxStreams: 1000, maxStreamsPerKey: 10 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
     assert.equal(config.shutdownDelayMs, 0);
@@ -183,6 +184,7 @@ describe('loadConfig: every variable is parsed', () => {
       clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, deletedLinkRetentionDays: 7, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
       worker: { batchSize: 1000, batchWaitMs: 50, concurrency: 3 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
+      events: { maxStreams: 1000, maxStreamsPerKey: 10 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,
       shutdownDelayMs: 5000,
