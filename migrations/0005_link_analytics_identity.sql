@@ -101,3 +101,9 @@ ALTER TABLE export_jobs ADD COLUMN link_id bigint;
 UPDATE export_jobs AS j SET link_id = l.id FROM links AS l WHERE l.code = j.code AND l.created_at <= j.created_at;
 DELETE FROM export_jobs WHERE link_id IS NULL;
 ALTER TABLE export_jobs ALTER COLUMN link_id SET NOT NULL;
+
+-- Idempotency records are purged once expired (src/http/idempotency-store.ts), oldest first.
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
+-- The current claim of a record: only its holder may store the answer (a claim whose lease
+-- ran out is taken over by the next request with the key).
+ALTER TABLE idempotency_keys ADD COLUMN claim_token uuid;

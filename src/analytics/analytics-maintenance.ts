@@ -29,6 +29,8 @@ export interface AnalyticsMaintenanceOptions {
   retentionDays: number;
   /** A deleted link's analytics are purged this many days after its deletion. */
   deletedLinkRetentionDays: number;
+  /** Expired Idempotency-Key records, purged here too: the workers are the store's housekeepers. */
+  idempotency?: { purgeExpired(): Promise<number> };
   logger: Logger;
   /** Between runs. */
   intervalMs?: number;
@@ -107,6 +109,13 @@ export class AnalyticsMaintenance {
       ['minute rollups', () => pruneMinuteRollups(db, new Date(today - MINUTE_ROLLUP_DAYS * DAY_MS))],
       ['visitor sets', () => pruneVisitorSets(db, undefined)],
       ['visitor salts', () => this.options.salts.prune()],
+      [
+        'idempotency records',
+        async () => {
+          const purged = (await this.options.idempotency?.purgeExpired()) ?? 0;
+          if (purged > 0) logger.info({ purged }, 'expired idempotency records deleted');
+        },
+      ],
       ['compaction', () => compactRollups(db, new Date(today - COMPACTION_DAYS * DAY_MS), new Date(today))],
     ];
     for (const [step, work] of steps) {

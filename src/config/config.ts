@@ -101,6 +101,8 @@ export interface Config {
     /** Finished export files are kept this long. */
     readonly ttlHours: number;
   };
+  /** A claimed Idempotency-Key without an answer this long belongs to a dead process: the next request takes it over. */
+  readonly idempotencyClaimLeaseSeconds: number;
   /** Event streams (GET /api/v1/links/{code}/events). */
   readonly events: {
     /** Open streams per instance. */
@@ -327,6 +329,7 @@ export function loadConfig(env: Env = process.env): Config {
       syncMaxRows: read.int('EXPORT_SYNC_MAX_ROWS', 10_000, 0, 10_000_000),
       ttlHours: read.int('EXPORT_TTL_HOURS', 24, 1, 24 * 365),
     },
+    idempotencyClaimLeaseSeconds: read.int('IDEMPOTENCY_CLAIM_LEASE_SECONDS', 60, 1, 86_400),
     events: {
       maxStreams: read.int('EVENTS_MAX_STREAMS', 1000, 1, 1_000_000),
       maxStreamsPerKey: read.int('EVENTS_MAX_STREAMS_PER_KEY', 10, 1, 1_000_000),

@@ -146,6 +146,22 @@ export class LinkRepository {
     return new Set(result.rows.map((row) => row.code));
   }
 
+  /**
+   * `insert` inside a transaction that goes on if this one fails (a bulk create): a failed
+   * insert (alias taken) rolls back to a savepoint, not the whole transaction.
+   */
+  async insertWithin(tx: Queryable, link: NewLink): Promise<Link> {
+    await tx.query('SAVEPOINT link_insert');
+    try {
+      const inserted = await this.insert(link, tx);
+      await tx.query('RELEASE SAVEPOINT link_insert');
+      return inserted;
+    } catch (error) {
+      await tx.query('ROLLBACK TO SAVEPOINT link_insert');
+      throw error;
+    }
+  }
+
   /** `from`: where to read; a read replica on the redirect path. */
   async findByCode(code: string, from: Queryable = this.db): Promise<Link | null> {
     const result = await from.query<LinkRow>(`SELECT ${COLUMNS} FROM links WHERE code = $1`, [code]);

@@ -1,6 +1,6 @@
 /** The rules of links: who may see and change which, and what a valid link is. */
 import { AppError, type ErrorCode, type FieldError } from '../shared/errors.js';
-import { isUniqueViolation } from '../storage/database.js';
+import { isUniqueViolation, type Queryable } from '../storage/database.js';
 import type { LinkCache } from '../cache/link-cache.js';
 import { checkDestination, type DestinationPolicy } from './destination-policy.js';
 import type { Actor, Link, LinkChanges, NewLink, RedirectType } from './link.js';
@@ -58,10 +58,43 @@ export class LinkService {
   ) {}
 
   async create(input: LinkInput, actor: Actor): Promise<Link> {
+    return this.created(await this.insertNew(input, actor, (link) => this.links.insert(link), () => this.codes.next()));
+  }
+
+  /**
+   * Codes for up to `count` generated links of a bulk, drawn before its transaction: drawing
+   * one may need the store, which the embedded store's one connection cannot give while the
+   * transaction holds it. A few spare ones cover collisions with custom aliases.
+   */
+  async reserveCodes(count: number): Promise<string[]> {
+    const codes: string[] = [];
+    for (let i = 0; i < count + MAX_GENERATED_CODE_ATTEMPTS; i += 1) codes.push(await this.codes.next());
+    return codes;
+  }
+
+  /**
+   * Creates a link inside `tx` (a bulk create, which commits all its links at once) with a
+   * code from `codes` (`reserveCodes`). Nothing else sees it until the transaction commits:
+   * call `announceCreated` then.
+   */
+  createWithin(tx: Queryable, input: LinkInput, actor: Actor, codes: string[]): Promise<Link> {
+    return this.insertNew(input, actor, (link) => this.links.insertWithin(tx, link), () => {
+      const code = codes.shift();
+      if (code === undefined) return Promise.reject(new AppError('internal_error', { detail: 'no reserved code left for this bulk' }));
+      return Promise.resolve(code);
+    });
+  }
+
+  /** After a bulk's transaction committed: the caches learn of its links. */
+  async announceCreated(links: readonly Link[]): Promise<void> {
+    for (const link of links) await this.created(link);
+  }
+
+  private async insertNew(input: LinkInput, actor: Actor, insert: (link: NewLink) => Promise<Link>, nextCode: () => Promise<string>): Promise<Link> {
     const link = this.validateNew(input, actor);
     if (input.alias !== undefined) {
       try {
-        return await this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
+        return await insert({ ...link, code: input.alias, customAlias: true });
       } catch (error) {
         if (isUniqueViolation(error)) {
           throw new AppError('alias_taken', {
@@ -73,9 +106,9 @@ export class LinkService {
       }
     }
     for (let attempt = 1; ; attempt += 1) {
-      const code = await this.codes.next();
+      const code = await nextCode();
       try {
-        return await this.created(await this.links.insert({ ...link, code, customAlias: false }));
+        return await insert({ ...link, code, customAlias: false });
       } catch (error) {
         if (!isUniqueViolation(error) || attempt >= MAX_GENERATED_CODE_ATTEMPTS) throw error;
       }

@@ -195,7 +195,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         Date.now,
         redis === null ? undefined : new RedisThrottleBroadcast(redis, redisKeys.throttleChannel),
       ),
-      idempotency: new IdempotencyStore(db),
+      idempotency: new IdempotencyStore(db, config.idempotencyClaimLeaseSeconds),
       metrics,
       readiness: {
         get draining() {

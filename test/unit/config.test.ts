@@ -184,6 +184,7 @@ describe('loadConfig: every variable is parsed', () => {
       clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, deletedLinkRetentionDays: 7, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
       worker: { batchSize: 1000, batchWaitMs: 50, concurrency: 3 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
+      idempotencyClaimLeaseSeconds: 60,
       events: { maxStreams: 1000, maxStreamsPerKey: 10 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,

@@ -5,7 +5,8 @@ import { ALIAS_PATTERN } from '../../links/link-rules.js';
 import type { LinkInput } from '../../links/link-service.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireActor } from '../gateway.js';
-import { respondIdempotently } from '../idempotency.js';
+import type { Link } from '../../links/link.js';
+import { respondIdempotently, respondIdempotentlyInTransaction } from '../idempotency.js';
 import { problemBody, toAppError } from '../problem.js';
 import {
   BulkCreateSchema, BulkResultSchema, CodeParamsSchema, LinkCreateSchema, LinkPageSchema, LinkPatchSchema, LinkSchema,
@@ -67,23 +68,32 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   }, async (request, reply) => {
     const actor = requireActor(request);
-    return respondIdempotently(idempotency, actor, request, reply, async () => {
-      const items: unknown[] = [];
-      // One at a time: keeps input order and bounds the load one request puts on the store.
-      for (const [index, item] of request.body.links.entries()) {
-        try {
-          if (!validateItem(item)) {
-            throw toAppError(Object.assign(new Error('validation failed'), { validation: validateItem.errors ?? [], validationContext: `links[${index}]` }));
+    const codes = await links.reserveCodes(request.body.links.filter((item) => (item as { alias?: unknown }).alias === undefined).length);
+    const created: Link[] = [];
+    // All the items and the stored answer commit together: a retry after a failure part-way
+    // (nothing committed) creates them again once, a retry after success replays them.
+    return respondIdempotentlyInTransaction(idempotency, actor, request, reply, {
+      produce: async (tx) => {
+        const items: unknown[] = [];
+        created.length = 0;
+        // One at a time: keeps input order and bounds the load one request puts on the store.
+        for (const [index, item] of request.body.links.entries()) {
+          try {
+            if (!validateItem(item)) {
+              throw toAppError(Object.assign(new Error('validation failed'), { validation: validateItem.errors ?? [], validationContext: `links[${index}]` }));
+            }
+            const link = await links.createWithin(tx, toInput(item), actor, codes);
+            created.push(link);
+            items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
+          } catch (error) {
+            const problem = toAppError(error);
+            if (problem.status >= 500) throw error;
+            items.push({ status: problem.status, problem: problemBody(problem) });
           }
-          const link = await links.create(toInput(item), actor);
-          items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
-        } catch (error) {
-          const problem = toAppError(error);
-          if (problem.status >= 500) throw error;
-          items.push({ status: problem.status, problem: problemBody(problem) });
         }
-      }
-      return { status: 200, body: { items } };
+        return { status: 200, body: { items } };
+      },
+      afterCommit: () => links.announceCreated(created),
     });
   });
 
