@@ -15,7 +15,13 @@ import {
 import { createAjv } from '../validation.js';
 import { etagFor, ifNoneMatchHits, toLinkJson, versionFromIfMatch } from './link-json.js';
 
-const IDEMPOTENCY_HEADER = { name: 'Idempotency-Key', description: 'Retries with the same key and body get the first answer again (24 h).' };
+const IDEMPOTENCY_HEADER = {
+  name: 'Idempotency-Key',
+  description:
+    'Retries with the same key and body get the first answer again (24 h). A bulk create commits all its items with its answer, or ' +
+    'nothing: a retry after a failure creates each item once. A request that never answered (its server died) frees its key after ' +
+    'IDEMPOTENCY_CLAIM_LEASE_SECONDS; until then a retry gets 409 `idempotency_in_progress`.',
+};
 
 function assertCode(code: string): void {
   // Anything that cannot be a code (control characters, NUL, over-long) is simply not found.
