@@ -47,9 +47,12 @@ function makeEvents(count: number, code: () => string): EnrichedClick[] {
     const bot = serial % 33 === 0;
     const [browser, os, device] = BROWSERS[serial % BROWSERS.length] ?? BROWSERS[0];
     const at = new Date(Math.floor(clock));
+    const linkCode = code();
     return {
       id: uuidv7(),
-      code: code(),
+      // The bench's codes are `c<n>`: link n + 1.
+      linkId: String(Number(linkCode.replace(/\D/g, '') || 0) + 1),
+      code: linkCode,
       at,
       method: 'GET',
       referrerHost: REFERRERS[serial % REFERRERS.length] ?? null,

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { geoipCountries } from '../src/analytics/country.js';
 import { enrich, type EnrichContext } from '../src/analytics/enrich.js';
 import { createUserAgentClassifier } from '../src/analytics/user-agent.js';
-import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
+import type { AttributedClickEvent } from '../src/clicks/click-event.js';
 import { decodeClickBatch, encodeClickBatch } from '../src/clicks/click-event-codec.js';
 import { clickFrom } from '../src/http/click-capture.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
@@ -45,10 +45,11 @@ function address(i: number): string {
   return `${1 + ((i * 37) % 222)}.${(i * 101) % 256}.${(i * 13) % 256}.${1 + (i % 254)}`;
 }
 
-function events(count: number, distinctAgents: number): IdentifiedClickEvent[] {
+function events(count: number, distinctAgents: number): AttributedClickEvent[] {
   const start = Date.parse('2025-03-01T10:00:00.000Z');
   return Array.from({ length: count }, (_, i) => ({
     id: uuidv7(),
+    linkId: String((i % 1000) + 1),
     code: `c${i % 1000}`,
     at: new Date(start + i),
     method: i % 50 === 0 ? 'HEAD' : 'GET',
@@ -83,7 +84,7 @@ time('crypto.randomUUID() (v4, for comparison)', IDS, 'ns/op', () => {
 });
 const headers = { 'user-agent': agent(0), referer: 'https://www.google.com/' };
 time('clickFrom() (the whole event on the redirect path)', IDS, 'ns/op', () => {
-  for (let i = 0; i < IDS; i += 1) sink += clickFrom('abc123', 'GET', headers, '203.0.113.7').code.length;
+  for (let i = 0; i < IDS; i += 1) sink += clickFrom({ id: '42', code: 'abc123' }, 'GET', headers, '203.0.113.7').code.length;
 });
 
 const batch = events(500, 300);

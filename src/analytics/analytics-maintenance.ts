@@ -1,8 +1,9 @@
 /**
  * The analytics store's housekeeping, run by every worker: monthly partitions created
  * ahead of the clicks that will need them, raw clicks past retention dropped a month at a
- * time, minute counters and visitor sets pruned, the shards of finished days folded, and
- * old visitor salts deleted. Each step is safe to run from several workers at once
+ * time, minute counters and visitor sets pruned, the shards of finished days folded, old
+ * visitor salts deleted, deleted links' analytics purged after their retention, and (once,
+ * after the upgrade that keyed analytics by link) the older analytics moved to their links. Each step is safe to run from several workers at once
  * (advisory locks, or statements that find nothing left to do), so no leader is needed.
  */
 import type { Logger } from 'pino';
@@ -10,6 +11,8 @@ import { pruneMinuteRollups, pruneVisitorSets } from './analytics-retention.js';
 import { dropExpiredPartitions, ensurePartitions } from './click-partitions.js';
 import type { DatabaseVisitorSalts } from './database-visitor-salts.js';
 import { compactRollups } from './rollup-compaction.js';
+import { purgeDeletedLinks } from './deleted-link-purge.js';
+import { moveAnalyticsToLinks } from './link-identity-move.js';
 import type { Database } from '../storage/database.js';
 
 const DAY_MS = 86_400_000;
@@ -17,12 +20,17 @@ const DAY_MS = 86_400_000;
 export const MINUTE_ROLLUP_DAYS = 14;
 /** Late clicks of the last few days are folded too. */
 const COMPACTION_DAYS = 3;
+const PURGE_LINKS_PER_ROUND = 100;
 
 export interface AnalyticsMaintenanceOptions {
   db: Database;
   salts: DatabaseVisitorSalts;
   /** Raw clicks kept this many days; 0 keeps them forever. */
   retentionDays: number;
+  /** A deleted link's analytics are purged this many days after its deletion. */
+  deletedLinkRetentionDays: number;
+  /** Expired Idempotency-Key records, purged here too: the workers are the store's housekeepers. */
+  idempotency?: { purgeExpired(): Promise<number> };
   logger: Logger;
   /** Between runs. */
   intervalMs?: number;
@@ -73,6 +81,24 @@ export class AnalyticsMaintenance {
     const steps: [string, () => Promise<unknown>][] = [
       ['partitions', () => this.prepare()],
       [
+        'link identity move',
+        async () => {
+          const moved = await moveAnalyticsToLinks(db);
+          if (moved.ran) logger.info(moved, 'analytics stored before this version moved to their links');
+        },
+      ],
+      [
+        'deleted links',
+        async () => {
+          const before = new Date(now - this.options.deletedLinkRetentionDays * DAY_MS);
+          for (;;) {
+            const purged = await purgeDeletedLinks(db, before, { maxLinks: PURGE_LINKS_PER_ROUND });
+            if (purged.links > 0) logger.info(purged, 'analytics of deleted links purged');
+            if (purged.links < PURGE_LINKS_PER_ROUND) return;
+          }
+        },
+      ],
+      [
         'retention',
         async () => {
           if (this.options.retentionDays === 0) return;
@@ -83,6 +109,13 @@ export class AnalyticsMaintenance {
       ['minute rollups', () => pruneMinuteRollups(db, new Date(today - MINUTE_ROLLUP_DAYS * DAY_MS))],
       ['visitor sets', () => pruneVisitorSets(db, undefined)],
       ['visitor salts', () => this.options.salts.prune()],
+      [
+        'idempotency records',
+        async () => {
+          const purged = (await this.options.idempotency?.purgeExpired()) ?? 0;
+          if (purged > 0) logger.info({ purged }, 'expired idempotency records deleted');
+        },
+      ],
       ['compaction', () => compactRollups(db, new Date(today - COMPACTION_DAYS * DAY_MS), new Date(today))],
     ];
     for (const [step, work] of steps) {

@@ -106,10 +106,10 @@ function iso(ms: number): string {
 /** The events this statement inserted; those already stored are left out. */
 async function insertEvents(tx: Queryable, events: readonly EnrichedClick[]): Promise<EnrichedClick[]> {
   const result = await tx.query<{ id: string }>(
-    `INSERT INTO click_events (id, at, code, method, bot, device, referrer_host, country, browser, os, visitor, ip, user_agent, referrer)
-     SELECT id, at, code, method, bot, device, referrer_host, country, browser, os, decode(visitor, 'hex'), ip, user_agent, referrer
+    `INSERT INTO click_events (id, at, link_id, code, method, bot, device, referrer_host, country, browser, os, visitor, ip, user_agent, referrer)
+     SELECT id, at, link_id, code, method, bot, device, referrer_host, country, browser, os, decode(visitor, 'hex'), ip, user_agent, referrer
      FROM json_to_recordset($1::json)
-       AS u(id uuid, at timestamptz, code text, method text, bot boolean, device text, referrer_host text, country text,
+       AS u(id uuid, at timestamptz, link_id bigint, code text, method text, bot boolean, device text, referrer_host text, country text,
             browser text, os text, visitor text, ip inet, user_agent text, referrer text)
      ON CONFLICT (id, at) DO NOTHING
      RETURNING id`,
@@ -118,6 +118,7 @@ async function insertEvents(tx: Queryable, events: readonly EnrichedClick[]): Pr
         events.map((e) => ({
           id: e.id,
           at: e.at.toISOString(),
+          link_id: e.linkId,
           code: e.code,
           method: e.method,
           bot: e.bot,
@@ -175,25 +176,25 @@ async function recordVisitors(tx: Queryable, visitors: readonly VisitorRow[], da
 
 async function upsertCounters(tx: Queryable, table: 'link_clicks_minute' | 'link_clicks_hour', rows: readonly CounterRow[], shard: number): Promise<void> {
   await tx.query(
-    `INSERT INTO ${table} AS r (code, bucket, shard, human, bot)
-     SELECT code, bucket, $1, human, bot FROM json_to_recordset($2::json) AS u(code text, bucket timestamptz, human bigint, bot bigint)
-     ON CONFLICT (code, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
-    [shard, JSON.stringify(rows.map((r) => ({ code: r.code, bucket: iso(r.bucket), human: r.human, bot: r.bot })))],
+    `INSERT INTO ${table} AS r (link_id, bucket, shard, human, bot)
+     SELECT link_id, bucket, $1, human, bot FROM json_to_recordset($2::json) AS u(link_id bigint, bucket timestamptz, human bigint, bot bigint)
+     ON CONFLICT (link_id, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+    [shard, JSON.stringify(rows.map((r) => ({ link_id: r.linkId, bucket: iso(r.bucket), human: r.human, bot: r.bot })))],
   );
 }
 
 async function upsertDays(tx: Queryable, rows: readonly DayRow[], shard: number): Promise<void> {
   await tx.query(
-    `INSERT INTO link_clicks_day AS r (code, bucket, shard, human, bot, visitors, human_visitors)
-     SELECT code, bucket, $1, human, bot, visitors, human_visitors
+    `INSERT INTO link_clicks_day AS r (link_id, bucket, shard, human, bot, visitors, human_visitors)
+     SELECT link_id, bucket, $1, human, bot, visitors, human_visitors
      FROM json_to_recordset($2::json)
-       AS u(code text, bucket timestamptz, human bigint, bot bigint, visitors bigint, human_visitors bigint)
-     ON CONFLICT (code, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot,
+       AS u(link_id bigint, bucket timestamptz, human bigint, bot bigint, visitors bigint, human_visitors bigint)
+     ON CONFLICT (link_id, bucket, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot,
        visitors = r.visitors + excluded.visitors, human_visitors = r.human_visitors + excluded.human_visitors`,
     [
       shard,
       JSON.stringify(
-        rows.map((r) => ({ code: r.code, bucket: iso(r.bucket), human: r.human, bot: r.bot, visitors: r.visitors, human_visitors: r.humanVisitors })),
+        rows.map((r) => ({ link_id: r.linkId, bucket: iso(r.bucket), human: r.human, bot: r.bot, visitors: r.visitors, human_visitors: r.humanVisitors })),
       ),
     ],
   );
@@ -201,28 +202,28 @@ async function upsertDays(tx: Queryable, rows: readonly DayRow[], shard: number)
 
 async function upsertBreakdowns(tx: Queryable, rows: readonly BreakdownRow[], shard: number): Promise<void> {
   await tx.query(
-    `INSERT INTO link_breakdown_day AS r (code, bucket, dimension, value, shard, human, bot)
-     SELECT code, bucket, dimension, value, $1, human, bot
-     FROM json_to_recordset($2::json) AS u(code text, bucket timestamptz, dimension text, value text, human bigint, bot bigint)
-     ON CONFLICT (code, bucket, dimension, value, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+    `INSERT INTO link_breakdown_day AS r (link_id, bucket, dimension, value, shard, human, bot)
+     SELECT link_id, bucket, dimension, value, $1, human, bot
+     FROM json_to_recordset($2::json) AS u(link_id bigint, bucket timestamptz, dimension text, value text, human bigint, bot bigint)
+     ON CONFLICT (link_id, bucket, dimension, value, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
     [
       shard,
-      JSON.stringify(rows.map((r) => ({ code: r.code, bucket: iso(r.bucket), dimension: r.dimension, value: r.value, human: r.human, bot: r.bot }))),
+      JSON.stringify(rows.map((r) => ({ link_id: r.linkId, bucket: iso(r.bucket), dimension: r.dimension, value: r.value, human: r.human, bot: r.bot }))),
     ],
   );
 }
 
 async function upsertAgents(tx: Queryable, rows: readonly AgentRow[], shard: number): Promise<void> {
   await tx.query(
-    `INSERT INTO link_agents_day AS r (code, bucket, browser, os, device, shard, human, bot)
-     SELECT code, bucket, browser, os, device, $1, human, bot
+    `INSERT INTO link_agents_day AS r (link_id, bucket, browser, os, device, shard, human, bot)
+     SELECT link_id, bucket, browser, os, device, $1, human, bot
      FROM json_to_recordset($2::json)
-       AS u(code text, bucket timestamptz, browser text, os text, device text, human bigint, bot bigint)
-     ON CONFLICT (code, bucket, browser, os, device, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
+       AS u(link_id bigint, bucket timestamptz, browser text, os text, device text, human bigint, bot bigint)
+     ON CONFLICT (link_id, bucket, browser, os, device, shard) DO UPDATE SET human = r.human + excluded.human, bot = r.bot + excluded.bot`,
     [
       shard,
       JSON.stringify(
-        rows.map((r) => ({ code: r.code, bucket: iso(r.bucket), browser: r.browser, os: r.os, device: r.device, human: r.human, bot: r.bot })),
+        rows.map((r) => ({ link_id: r.linkId, bucket: iso(r.bucket), browser: r.browser, os: r.os, device: r.device, human: r.human, bot: r.bot })),
       ),
     ],
   );

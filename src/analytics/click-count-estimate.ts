@@ -7,13 +7,13 @@
 import type { Queryable } from '../storage/database.js';
 import { bucketStart, INTERVAL_MS } from './rollup-aggregation.js';
 
-export async function estimateClicks(db: Queryable, code: string, from: Date, to: Date): Promise<number> {
+export async function estimateClicks(db: Queryable, linkId: string, from: Date, to: Date): Promise<number> {
   const day = INTERVAL_MS.day;
   const dayFrom = bucketStart(from.getTime(), 'day');
   const dayTo = Math.ceil(to.getTime() / day) * day;
   const result = await db.query<{ clicks: string }>(
-    'SELECT coalesce(sum(human + bot), 0)::text AS clicks FROM link_clicks_day WHERE code = $1 AND bucket >= $2 AND bucket < $3',
-    [code, new Date(dayFrom).toISOString(), new Date(dayTo).toISOString()],
+    'SELECT coalesce(sum(human + bot), 0)::text AS clicks FROM link_clicks_day WHERE link_id = $1 AND bucket >= $2 AND bucket < $3',
+    [linkId, new Date(dayFrom).toISOString(), new Date(dayTo).toISOString()],
   );
   return Number(result.rows[0]?.clicks ?? 0);
 }

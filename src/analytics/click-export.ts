@@ -1,6 +1,6 @@
 /**
  * A link's raw click events over a time range, in pages, for a CSV export. Keyset pages
- * on (at, id), which the index click_events_code_at serves in order, rather than a cursor:
+ * on (at, id), which the index click_events_link_at serves in order, rather than a cursor:
  * no transaction or connection is held between pages, so a slow consumer (a client
  * downloading a large file) pins nothing in the database, and the embedded store's single
  * connection stays free for other work between pages.
@@ -22,6 +22,7 @@ type ExportRow = {
   at: Date;
   /** `at` with its full (microsecond) precision, for the next page's key. */
   at_key: string;
+  link_id: string;
   code: string;
   method: 'GET' | 'HEAD';
   bot: boolean;
@@ -36,12 +37,13 @@ type ExportRow = {
   referrer: string | null;
 };
 
-const COLUMNS = `id, at, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_key, code, method, bot, device,
+const COLUMNS = `id, at, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_key, link_id::text AS link_id, code, method, bot, device,
   referrer_host, country, browser, os, encode(visitor, 'hex') AS visitor, host(ip) AS ip, user_agent, referrer`;
 
 function toClick(row: ExportRow): EnrichedClick {
   return {
     id: row.id,
+    linkId: row.link_id,
     code: row.code,
     at: row.at,
     method: row.method,
@@ -58,8 +60,8 @@ function toClick(row: ExportRow): EnrichedClick {
   };
 }
 
-/** Yields pages of events in time order (then id order); stops after the last page. */
-export async function* exportClicks(db: Queryable, code: string, options: ExportOptions): AsyncGenerator<EnrichedClick[]> {
+/** Yields pages of a link's (links.id) events in time order (then id order); stops after the last page. */
+export async function* exportClicks(db: Queryable, linkId: string, options: ExportOptions): AsyncGenerator<EnrichedClick[]> {
   const pageSize = options.pageSize ?? 1000;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError('pageSize must be a positive integer');
   const from = options.from.toISOString();
@@ -69,13 +71,13 @@ export async function* exportClicks(db: Queryable, code: string, options: Export
     const result: { rows: ExportRow[] } =
       after === null
         ? await db.query<ExportRow>(
-            `SELECT ${COLUMNS} FROM click_events WHERE code = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4`,
-            [code, from, to, pageSize],
+            `SELECT ${COLUMNS} FROM click_events WHERE link_id = $1 AND at >= $2 AND at < $3 ORDER BY at, id LIMIT $4`,
+            [linkId, from, to, pageSize],
           )
         : await db.query<ExportRow>(
-            `SELECT ${COLUMNS} FROM click_events WHERE code = $1 AND (at, id) > ($2::timestamptz, $3::uuid) AND at < $4
+            `SELECT ${COLUMNS} FROM click_events WHERE link_id = $1 AND (at, id) > ($2::timestamptz, $3::uuid) AND at < $4
              ORDER BY at, id LIMIT $5`,
-            [code, after.at, after.id, to, pageSize],
+            [linkId, after.at, after.id, to, pageSize],
           );
     if (result.rows.length > 0) yield result.rows.map(toClick);
     const last = result.rows.at(-1);

@@ -4,7 +4,7 @@
  * synchronous except the visitor salts, which `ClickEnricher` fetches once per day of the
  * batch before enriching its events.
  */
-import type { IdentifiedClickEvent } from '../clicks/click-event.js';
+import type { AttributedClickEvent } from '../clicks/click-event.js';
 import { geoipCountries, type CountryLookup } from './country.js';
 import type { EnrichedClick } from './enriched-click.js';
 import { referrerHost } from './referrer.js';
@@ -25,13 +25,14 @@ export interface EnrichContext extends EnrichOptions {
 
 const sharedAgents = createUserAgentClassifier();
 
-export function enrich(event: IdentifiedClickEvent, context: EnrichContext): EnrichedClick {
+export function enrich(event: AttributedClickEvent, context: EnrichContext): EnrichedClick {
   const agents = context.agents ?? sharedAgents;
   const countries = context.countries ?? geoipCountries;
   const agent = agents.classify(event.userAgent);
   const salt = event.ip === null ? null : context.saltOf(utcDay(event.at));
   return {
     id: event.id,
+    linkId: event.linkId,
     code: event.code,
     at: event.at,
     method: event.method,
@@ -67,7 +68,7 @@ export class ClickEnricher {
   }
 
   /** Rejects when a salt cannot be read (the database is down): the batch should be retried. */
-  async enrichBatch(events: readonly IdentifiedClickEvent[]): Promise<EnrichedClick[]> {
+  async enrichBatch(events: readonly AttributedClickEvent[]): Promise<EnrichedClick[]> {
     const now = this.now();
     const days = new Set<string>();
     for (const event of events) {

@@ -7,6 +7,9 @@ export type DeviceType = 'desktop' | 'mobile' | 'tablet' | 'bot' | 'other';
 export interface EnrichedClick {
   /** The event's id (UUIDv7, time-ordered): the idempotency key of the whole pipeline. */
   id: string;
+  /** The link clicked (links.id), which its analytics belong to. */
+  linkId: string;
+  /** The code it was reached by, as the raw export shows it. */
   code: string;
   at: Date;
   method: 'GET' | 'HEAD';

@@ -146,7 +146,7 @@ export class ExportJobRunner {
       renewedAt = Date.now();
       return true;
     };
-    const pages = exportClicks(this.options.db, job.code, { from: job.from, to: job.to, ...(this.options.pageSize === undefined ? {} : { pageSize: this.options.pageSize }) });
+    const pages = exportClicks(this.options.db, job.linkId, { from: job.from, to: job.to, ...(this.options.pageSize === undefined ? {} : { pageSize: this.options.pageSize }) });
     for await (const page of pages) {
       if (this.closing) {
         await jobs.release(job.id, lease);

@@ -14,6 +14,8 @@ export type ExportStatus = 'queued' | 'running' | 'done' | 'failed';
 
 export interface ExportJob {
   id: string;
+  /** The link exported (links.id); `code` is the code it had when the job was asked for. */
+  linkId: string;
   code: string;
   ownerKeyId: string;
   /** Inclusive. */
@@ -35,6 +37,7 @@ export interface ExportJob {
 
 interface JobRow {
   id: string;
+  link_id: string;
   code: string;
   owner_key_id: string;
   range_from: Date;
@@ -51,11 +54,12 @@ interface JobRow {
   [column: string]: unknown;
 }
 
-const COLUMNS = 'id, code, owner_key_id, range_from, range_to, status, rows, bytes, error, attempts, created_at, started_at, finished_at, expires_at';
+const COLUMNS = 'id, link_id::text AS link_id, code, owner_key_id, range_from, range_to, status, rows, bytes, error, attempts, created_at, started_at, finished_at, expires_at';
 
 function toJob(row: JobRow): ExportJob {
   return {
     id: row.id,
+    linkId: row.link_id,
     code: row.code,
     ownerKeyId: row.owner_key_id,
     from: row.range_from,
@@ -86,12 +90,12 @@ export class ExportJobs {
     private readonly options: ExportJobsOptions,
   ) {}
 
-  async create(job: { code: string; ownerKeyId: string; from: Date; to: Date }): Promise<ExportJob> {
+  async create(job: { linkId: string; code: string; ownerKeyId: string; from: Date; to: Date }): Promise<ExportJob> {
     const result = await this.db.query<JobRow>(
-      `INSERT INTO export_jobs (id, code, owner_key_id, range_from, range_to, status, expires_at)
-       VALUES ($1, $2, $3, $4, $5, 'queued', now() + make_interval(hours => $6))
+      `INSERT INTO export_jobs (id, link_id, code, owner_key_id, range_from, range_to, status, expires_at)
+       VALUES ($1, $7, $2, $3, $4, $5, 'queued', now() + make_interval(hours => $6))
        RETURNING ${COLUMNS}`,
-      [randomUUID(), job.code, job.ownerKeyId, job.from.toISOString(), job.to.toISOString(), this.options.ttlHours],
+      [randomUUID(), job.code, job.ownerKeyId, job.from.toISOString(), job.to.toISOString(), this.options.ttlHours, job.linkId],
     );
     return toJob(result.rows[0] as JobRow);
   }

@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { IdentifiedClickEvent } from '../clicks/click-event.js';
 import type { Queryable } from '../storage/database.js';
+import { attributeClicks } from '../pipeline/click-attribution.js';
 import { writeBatchInTransaction, type WriteBatchResult } from './analytics-writer.js';
 import { DatabaseVisitorSalts } from './database-visitor-salts.js';
 import { ClickEnricher } from './enrich.js';
@@ -95,11 +96,12 @@ export async function backfillLegacyClicks(tx: Queryable, options: LegacyBackfil
       [`(${block},0)`, `(${block + blocksPerBatch},0)`],
     );
     if (rows.rows.length === 0) continue;
-    const enriched = await enricher.enrichBatch(rows.rows.map((row) => toEvent(row, options.generation ?? 0)));
-    const written = await writeBatchInTransaction(tx, enriched);
+    // The old log names codes only: each click goes to the link that had its code then.
+    const attributed = await attributeClicks(tx, rows.rows.map((row) => toEvent(row, options.generation ?? 0)));
+    const written = await writeBatchInTransaction(tx, await enricher.enrichBatch(attributed.events));
     total.read += rows.rows.length;
     total.inserted += written.inserted;
-    total.duplicates += written.duplicates;
+    total.duplicates += written.duplicates + attributed.orphaned;
     options.onBatch?.({ ...total });
   }
 }

@@ -26,7 +26,8 @@ export function bucketStart(at: number, interval: StatsInterval): number {
 export const UNKNOWN_VALUE = '';
 
 export interface CounterRow {
-  code: string;
+  /** The link (links.id): analytics belong to a link, never to a code a later link may take. */
+  linkId: string;
   bucket: number;
   human: number;
   bot: number;
@@ -49,9 +50,9 @@ export interface AgentRow extends CounterRow {
 }
 
 export interface VisitorRow {
-  code: string;
+  linkId: string;
   day: number;
-  /** The set member: a UUID-shaped hash of (code, visitor key). */
+  /** The set member: a UUID-shaped hash of (link id, visitor key). */
   key: string;
   /** At least one human click of this visitor in the batch. */
   human: boolean;
@@ -71,15 +72,16 @@ const SEP = '\u0000';
 
 /**
  * The visitor set's member for a visitor of a link: a visitor key is only unique per link
- * as a pair with the code, and 16 bytes index better than the pair.
+ * as a pair with the link, and 16 bytes index better than the pair. A link id is digits, so
+ * ':' cannot occur in it. link-identity-move.ts computes the same hash in SQL.
  */
-export function visitorSetKey(code: string, visitor: string): string {
-  const hex = createHash('sha256').update(`${code}${SEP}${visitor}`).digest('hex');
+export function visitorSetKey(linkId: string, visitor: string): string {
+  const hex = createHash('sha256').update(`${linkId}:${visitor}`).digest('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-export function bucketKey(code: string, bucket: number): string {
-  return `${code}${SEP}${bucket}`;
+export function bucketKey(linkId: string, bucket: number): string {
+  return `${linkId}${SEP}${bucket}`;
 }
 
 interface Counts {
@@ -124,6 +126,7 @@ function addTo<K>(map: Map<K, Counts>, key: K, bot: boolean): void {
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const byNumber = (a: number, b: number): number => a - b;
+const byLinkId = (a: string, b: string): number => a.length - b.length || byText(a, b);
 
 function foldDay(link: LinkFold, bucket: number): DayFold {
   let day = link.day.get(bucket);
@@ -137,17 +140,17 @@ function foldDay(link: LinkFold, bucket: number): DayFold {
 /**
  * Folds clicks that are all new to the store. Day rows start with no visitors: which
  * visitors are new is only known after the visitor set has been written (`countVisitors`).
- * Counter rows are ordered by (code, bucket, ...the rest of the key), visitors by their
+ * Counter rows are ordered by (link id, bucket, ...the rest of the key), visitors by their
  * primary key (day, key).
  */
 export function aggregateBatch(clicks: readonly EnrichedClick[]): BatchRollups {
   const links = new Map<string, LinkFold>();
   for (const click of clicks) {
-    const { code, bot } = click;
-    let link = links.get(code);
+    const { linkId, bot } = click;
+    let link = links.get(linkId);
     if (link === undefined) {
       link = { minute: new Map(), hour: new Map(), day: new Map() };
-      links.set(code, link);
+      links.set(linkId, link);
     }
     const at = click.at.getTime();
     addTo(link.minute, bucketStart(at, 'minute'), bot);
@@ -169,19 +172,20 @@ export function aggregateBatch(clicks: readonly EnrichedClick[]): BatchRollups {
   }
 
   const rollups: BatchRollups = { minute: [], hour: [], day: [], breakdown: [], agents: [], visitors: [] };
-  for (const code of [...links.keys()].sort(byText)) {
-    const link = links.get(code) as LinkFold;
-    for (const bucket of [...link.minute.keys()].sort(byNumber)) rollups.minute.push({ code, bucket, ...(link.minute.get(bucket) as Counts) });
-    for (const bucket of [...link.hour.keys()].sort(byNumber)) rollups.hour.push({ code, bucket, ...(link.hour.get(bucket) as Counts) });
+  // Ordered as the primary keys order them (bigint), so writers lock rows in one order.
+  for (const linkId of [...links.keys()].sort(byLinkId)) {
+    const link = links.get(linkId) as LinkFold;
+    for (const bucket of [...link.minute.keys()].sort(byNumber)) rollups.minute.push({ linkId, bucket, ...(link.minute.get(bucket) as Counts) });
+    for (const bucket of [...link.hour.keys()].sort(byNumber)) rollups.hour.push({ linkId, bucket, ...(link.hour.get(bucket) as Counts) });
     for (const bucket of [...link.day.keys()].sort(byNumber)) {
       const day = link.day.get(bucket) as DayFold;
-      rollups.day.push({ code, bucket, human: day.human, bot: day.bot, visitors: 0, humanVisitors: 0 });
+      rollups.day.push({ linkId, bucket, human: day.human, bot: day.bot, visitors: 0, humanVisitors: 0 });
       for (const dimension of ['country', 'referrer'] as const) {
         const values = day[dimension];
-        for (const value of [...values.keys()].sort(byText)) rollups.breakdown.push({ code, bucket, dimension, value, ...(values.get(value) as Counts) });
+        for (const value of [...values.keys()].sort(byText)) rollups.breakdown.push({ linkId, bucket, dimension, value, ...(values.get(value) as Counts) });
       }
-      for (const key of [...day.agents.keys()].sort(byText)) rollups.agents.push({ code, bucket, ...(day.agents.get(key) as AgentCounts) });
-      for (const [visitor, human] of day.visitors) rollups.visitors.push({ code, day: bucket, key: visitorSetKey(code, visitor), human });
+      for (const key of [...day.agents.keys()].sort(byText)) rollups.agents.push({ linkId, bucket, ...(day.agents.get(key) as AgentCounts) });
+      for (const [visitor, human] of day.visitors) rollups.visitors.push({ linkId, day: bucket, key: visitorSetKey(linkId, visitor), human });
     }
   }
   rollups.visitors.sort((a, b) => a.day - b.day || byText(a.key, b.key));
@@ -194,20 +198,20 @@ export function aggregateBatch(clicks: readonly EnrichedClick[]): BatchRollups {
  */
 export function countVisitors(
   day: readonly DayRow[],
-  fresh: readonly { code: string; day: number; human: boolean }[],
-  nowHuman: readonly { code: string; day: number }[],
+  fresh: readonly { linkId: string; day: number; human: boolean }[],
+  nowHuman: readonly { linkId: string; day: number }[],
 ): void {
-  const rows = new Map(day.map((row) => [bucketKey(row.code, row.bucket), row]));
-  const rowOf = (code: string, bucket: number): DayRow => {
-    const row = rows.get(bucketKey(code, bucket));
+  const rows = new Map(day.map((row) => [bucketKey(row.linkId, row.bucket), row]));
+  const rowOf = (linkId: string, bucket: number): DayRow => {
+    const row = rows.get(bucketKey(linkId, bucket));
     // Every visitor comes from a click of the batch, whose day row exists.
-    if (row === undefined) throw new Error(`no day row for ${code} at ${new Date(bucket).toISOString()}`);
+    if (row === undefined) throw new Error(`no day row for link ${linkId} at ${new Date(bucket).toISOString()}`);
     return row;
   };
   for (const visitor of fresh) {
-    const row = rowOf(visitor.code, visitor.day);
+    const row = rowOf(visitor.linkId, visitor.day);
     row.visitors += 1;
     if (visitor.human) row.humanVisitors += 1;
   }
-  for (const visitor of nowHuman) rowOf(visitor.code, visitor.day).humanVisitors += 1;
+  for (const visitor of nowHuman) rowOf(visitor.linkId, visitor.day).humanVisitors += 1;
 }

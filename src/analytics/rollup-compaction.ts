@@ -24,7 +24,7 @@ export interface CompactionResult {
 
 interface Table {
   name: string;
-  /** Key columns besides code, bucket and shard. */
+  /** Key columns besides link_id, bucket and shard. */
   keys: readonly string[];
   counters: readonly string[];
 }
@@ -44,21 +44,21 @@ const TABLES: readonly Table[] = [
   { name: 'link_agents_day', keys: ['browser', 'os', 'device'], counters: ['human', 'bot'] },
 ];
 
-async function foldTable(tx: Queryable, table: Table, codes: readonly string[], from: string, to: string): Promise<number> {
-  const key = ['code', 'bucket', ...table.keys].join(', ');
+async function foldTable(tx: Queryable, table: Table, links: readonly string[], from: string, to: string): Promise<number> {
+  const key = ['link_id', 'bucket', ...table.keys].join(', ');
   const counters = table.counters.join(', ');
   const sums = table.counters.map((column) => `sum(${column})`).join(', ');
   const add = table.counters.map((column) => `${column} = r.${column} + excluded.${column}`).join(', ');
   const result = await tx.query<{ folded: string }>(
     `WITH moved AS (
-       DELETE FROM ${table.name} WHERE code = ANY($1::text[]) AND bucket >= $2 AND bucket < $3 AND shard <> 0 RETURNING *
+       DELETE FROM ${table.name} WHERE link_id = ANY($1::bigint[]) AND bucket >= $2 AND bucket < $3 AND shard <> 0 RETURNING *
      ), folded AS (
        INSERT INTO ${table.name} AS r (${key}, shard, ${counters})
        SELECT ${key}, 0, ${sums} FROM moved GROUP BY ${key} ORDER BY ${key}
        ON CONFLICT (${key}, shard) DO UPDATE SET ${add}
      )
      SELECT count(*)::text AS folded FROM moved`,
-    [codes, from, to],
+    [links, from, to],
   );
   return Number(result.rows[0]?.folded ?? 0);
 }
@@ -72,14 +72,14 @@ export async function compactDay(db: Database, day: Date, options: { chunk?: num
   const to = new Date(start + DAY_MS).toISOString();
   // Every batch that writes any row of a link's day writes its day row on the same shard,
   // so the day rows off shard 0 name every link with something to fold.
-  const found = await db.query<{ code: string }>(
-    'SELECT DISTINCT code FROM link_clicks_day WHERE bucket = $1 AND shard <> 0 ORDER BY code',
+  const found = await db.query<{ link_id: string }>(
+    'SELECT DISTINCT link_id::text AS link_id, link_id AS ordered FROM link_clicks_day WHERE bucket = $1 AND shard <> 0 ORDER BY ordered',
     [from],
   );
-  const codes = found.rows.map((row) => row.code);
+  const links = found.rows.map((row) => row.link_id);
   let folded = 0;
-  for (let i = 0; i < codes.length; i += chunk) {
-    const group = codes.slice(i, i + chunk);
+  for (let i = 0; i < links.length; i += chunk) {
+    const group = links.slice(i, i + chunk);
     folded += await transactionRetryingConflicts(
       db,
       async (tx) => {
@@ -90,7 +90,7 @@ export async function compactDay(db: Database, day: Date, options: { chunk?: num
       { attempts: MAX_ATTEMPTS },
     );
   }
-  return { links: codes.length, folded };
+  return { links: links.length, folded };
 }
 
 /**

@@ -119,18 +119,19 @@ export function planStats(options: LinkStatsOptions): Plan {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-export async function linkStats(db: Queryable, code: string, options: LinkStatsOptions): Promise<LinkStats> {
+/** `linkId`: links.id; a link's statistics are its own, whatever code it has had. */
+export async function linkStats(db: Queryable, linkId: string, options: LinkStatsOptions): Promise<LinkStats> {
   const plan = planStats(options);
   const clicks = CLICKS[options.bots];
   const [series, uniques, breakdowns] = await Promise.all([
     db.query<{ bucket: Date; clicks: string }>(
       `SELECT bucket, sum(${clicks})::text AS clicks FROM ${SERIES_TABLE[options.interval]}
-       WHERE code = $1 AND bucket >= $2 AND bucket < $3 GROUP BY bucket`,
-      [code, iso(plan.from), iso(plan.to)],
+       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 GROUP BY bucket`,
+      [linkId, iso(plan.from), iso(plan.to)],
     ),
     db.query<{ uniques: string | null }>(
-      `SELECT sum(${UNIQUES[options.bots]})::text AS uniques FROM link_clicks_day WHERE code = $1 AND bucket >= $2 AND bucket < $3`,
-      [code, iso(plan.dayFrom), iso(plan.dayTo)],
+      `SELECT sum(${UNIQUES[options.bots]})::text AS uniques FROM link_clicks_day WHERE link_id = $1 AND bucket >= $2 AND bucket < $3`,
+      [linkId, iso(plan.dayFrom), iso(plan.dayTo)],
     ),
     // Browser, OS and device are stored together and summed out here, in one pass over
     // the rows (GROUPING SETS). Ties are ranked by value in byte order, so the same data
@@ -138,20 +139,20 @@ export async function linkStats(db: Queryable, code: string, options: LinkStatsO
     db.query<{ dimension: Dimension; value: string; clicks: string }>(
       `WITH facts AS (
          SELECT dimension, value, sum(${clicks}) AS clicks
-         FROM link_breakdown_day WHERE code = $1 AND bucket >= $2 AND bucket < $3
+         FROM link_breakdown_day WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
          GROUP BY dimension, value
          UNION ALL
          SELECT CASE GROUPING(browser, os, device) WHEN 3 THEN 'browser' WHEN 5 THEN 'os' ELSE 'device' END,
                 CASE GROUPING(browser, os, device) WHEN 3 THEN browser WHEN 5 THEN os ELSE device END,
                 sum(${clicks})
-         FROM link_agents_day WHERE code = $1 AND bucket >= $2 AND bucket < $3
+         FROM link_agents_day WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
          GROUP BY GROUPING SETS ((browser), (os), (device))
        )
        SELECT dimension, value, clicks::text AS clicks FROM (
          SELECT dimension, value, clicks, row_number() OVER (PARTITION BY dimension ORDER BY clicks DESC, value COLLATE "C") AS rank
          FROM facts WHERE clicks > 0
        ) ranked WHERE rank <= $4 ORDER BY dimension, rank`,
-      [code, iso(plan.dayFrom), iso(plan.dayTo), options.top],
+      [linkId, iso(plan.dayFrom), iso(plan.dayTo), options.top],
     ),
   ]);
 

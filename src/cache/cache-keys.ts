@@ -14,12 +14,12 @@ export interface CacheKeys {
   readonly invalidationChannel: string;
   /** Clients refused on the redirect path, announced to every instance. */
   readonly throttleChannel: string;
-  /** Sorted set of `instance:code` members with event-stream subscribers, scored by expiry (epoch ms). */
+  /** Sorted set of `instance:linkId` members with event-stream subscribers, scored by expiry (epoch ms). */
   readonly liveWatched: string;
-  /** Announces a code that just gained subscribers, so click writers start publishing it at once. */
+  /** Announces a link that just gained subscribers, so click writers start publishing it at once. */
   readonly liveWatchChannel: string;
-  /** Stored clicks of one code, as JSON arrays of live clicks. */
-  liveClicks(code: string): string;
+  /** Stored clicks of one link (links.id), as JSON arrays of live clicks. */
+  liveClicks(linkId: string): string;
 }
 
 export function cacheKeys(prefix: string): CacheKeys {
@@ -32,8 +32,10 @@ export function cacheKeys(prefix: string): CacheKeys {
     qr: (entry) => `${base}:qr:${entry}`,
     invalidationChannel: `${base}:invalidate`,
     throttleChannel: `${base}:throttle`,
-    liveWatched: `${base}:live:watched`,
-    liveWatchChannel: `${base}:live:watch`,
-    liveClicks: (code) => `${base}:live:clicks:${code}`,
+    // Keyed by link id; the names differ from the previous version's, which were keyed by
+    // code (a code may be all digits), so instances of both never mix them during an upgrade.
+    liveWatched: `${base}:live:watched-links`,
+    liveWatchChannel: `${base}:live:watch-link`,
+    liveClicks: (linkId) => `${base}:live:link-clicks:${linkId}`,
   };
 }

@@ -1,17 +1,24 @@
 /**
  * The wire form of clicks between the redirect path and the workers, shared by both ends.
  *
- * Version 1 is compact JSON (UTF-8), one object per event with its keys in this order:
+ * Version 2 is compact JSON (UTF-8), one object per event with its keys in this order:
  *
- *   {"v":1,"id":"<UUIDv7>","code":"abc123","at":"2025-03-01T10:00:00.000Z","method":"GET",
- *    "referrer":null|"…","userAgent":null|"…","ip":null|"203.0.113.7"}
+ *   {"v":2,"id":"<UUIDv7>","linkId":"42","code":"abc123","at":"2025-03-01T10:00:00.000Z",
+ *    "method":"GET","referrer":null|"…","userAgent":null|"…","ip":null|"203.0.113.7"}
+ *
+ * `linkId` is the link the redirect path resolved (links.id, decimal text): the click's
+ * analytics belong to that link, not to the code, which a later link may take. Version 1
+ * is the same without `linkId`; it is still read, for events a previous version left in a
+ * queue or spool at the upgrade, and the worker gives such an event the link that has its
+ * code when it is stored (src/pipeline/click-attribution.ts). An event with a `linkId` is
+ * written as version 2, one without (built by older code paths) as version 1.
  *
  * and a batch (what producers publish) is a JSON array of such objects. JSON rather than a
  * binary form: a dead-lettered message must be readable by whoever inspects it, and the
  * bytes are dominated by the user agent, which no schema compresses.
  *
  * The decoder is strict: every field is checked (type, length, format) and an unknown key
- * is refused, so anything a v1 reader cannot fully understand fails loudly instead of
+ * is refused, so anything a reader cannot fully understand fails loudly instead of
  * being half-read. Adding a field therefore means a new version: deploy the workers that
  * read it before the redirect instances that write it. Failures are returned, not thrown,
  * as a `ClickCodecError` that says which field and why, for the consumer to dead-letter.
@@ -22,12 +29,15 @@ import { UUID_V7_PATTERN } from '../shared/uuid-v7.js';
 import { CLICK_EVENT_VERSION, MAX_CLICK_HEADER_LENGTH, type IdentifiedClickEvent } from './click-event.js';
 
 /** Versions this build can read. */
-export const READABLE_CLICK_EVENT_VERSIONS: readonly number[] = [1];
+export const READABLE_CLICK_EVENT_VERSIONS: readonly number[] = [1, 2];
 
 /** Longest IP text: a full IPv6 address with an embedded IPv4 one. */
 const MAX_IP_LENGTH = 45;
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const V1_KEYS: ReadonlySet<string> = new Set(['v', 'id', 'code', 'at', 'method', 'referrer', 'userAgent', 'ip']);
+const V2_KEYS: ReadonlySet<string> = new Set(['v', 'id', 'linkId', 'code', 'at', 'method', 'referrer', 'userAgent', 'ip']);
+/** links.id as text: a positive bigint. */
+const LINK_ID = /^[1-9]\d{0,18}$/;
 
 export type ClickCodecFailure =
   /** The body is not UTF-8 JSON. */
@@ -38,7 +48,7 @@ export type ClickCodecFailure =
   | 'unknown_version'
   /** A field is missing or its value is not acceptable. */
   | 'invalid_field'
-  /** A key v1 does not have. */
+  /** A key the event's version does not have. */
   | 'unknown_field';
 
 export class ClickCodecError extends Error {
@@ -70,9 +80,10 @@ export type ClickBatchDecodeResult =
   | { ok: true; events: IdentifiedClickEvent[]; rejected: RejectedClick[] }
   | { ok: false; error: ClickCodecError };
 
-interface WireClickV1 {
-  v: 1;
+interface WireClick {
+  v: 1 | 2;
   id: string;
+  linkId?: string;
   code: string;
   at: string;
   method: 'GET' | 'HEAD';
@@ -98,10 +109,14 @@ function wireTime(at: Date): string {
   return lastAtText;
 }
 
-function toWire(event: IdentifiedClickEvent): WireClickV1 {
+function toWire(event: IdentifiedClickEvent): WireClick {
+  if (event.linkId === undefined) {
+    return { v: 1, id: event.id, code: event.code, at: wireTime(event.at), method: event.method, referrer: event.referrer, userAgent: event.userAgent, ip: event.ip };
+  }
   return {
     v: CLICK_EVENT_VERSION,
     id: event.id,
+    linkId: event.linkId,
     code: event.code,
     at: wireTime(event.at),
     method: event.method,
@@ -120,7 +135,7 @@ function isClientIp(value: unknown): value is string | null {
   return value === null || (typeof value === 'string' && value.length <= MAX_IP_LENGTH && !value.includes('%') && isIP(value) !== 0);
 }
 
-/** Checks a JSON value against v1; `prefix` (`[3]`) places the event inside a batch. */
+/** Checks a JSON value against its version; `prefix` (`[3]`) places the event inside a batch. */
 function fromWire(value: unknown, prefix = ''): ClickDecodeResult {
   const fail = (reason: ClickCodecFailure, field: string | null, message: string): ClickDecodeResult => {
     const where = field === null ? prefix || null : prefix === '' ? field : `${prefix}.${field}`;
@@ -135,16 +150,20 @@ function fromWire(value: unknown, prefix = ''): ClickDecodeResult {
   if (typeof version !== 'number' || !READABLE_CLICK_EVENT_VERSIONS.includes(version)) {
     return fail('unknown_version', 'v', `version ${JSON.stringify(version)} is not one this build reads (${READABLE_CLICK_EVENT_VERSIONS.join(', ')})`);
   }
+  const keys = version === 1 ? V1_KEYS : V2_KEYS;
   for (const key of Object.keys(record)) {
-    if (!V1_KEYS.has(key)) return fail('unknown_field', key, 'not a field of version 1');
+    if (!keys.has(key)) return fail('unknown_field', key, `not a field of version ${version}`);
   }
-  for (const key of V1_KEYS) {
+  for (const key of keys) {
     if (!(key in record)) return fail('invalid_field', key, 'missing (null when absent)');
   }
 
-  const { id, code, at, method, referrer, userAgent, ip } = record;
+  const { id, linkId, code, at, method, referrer, userAgent, ip } = record;
   if (typeof id !== 'string' || !UUID_V7_PATTERN.test(id)) {
     return fail('invalid_field', 'id', 'must be a lower-case UUIDv7 string');
+  }
+  if (version === 2 && (typeof linkId !== 'string' || !LINK_ID.test(linkId))) {
+    return fail('invalid_field', 'linkId', 'must be a link id: a positive integer as decimal text');
   }
   if (typeof code !== 'string' || !isCode(code)) {
     return fail('invalid_field', 'code', 'must be 1-64 characters of A-Z, a-z, 0-9, _ and -');
@@ -162,7 +181,9 @@ function fromWire(value: unknown, prefix = ''): ClickDecodeResult {
   if (!isHeaderText(referrer)) return fail('invalid_field', 'referrer', headerRule);
   if (!isHeaderText(userAgent)) return fail('invalid_field', 'userAgent', headerRule);
   if (!isClientIp(ip)) return fail('invalid_field', 'ip', 'must be null or an IPv4 or IPv6 address (no zone)');
-  return { ok: true, event: { id, code, at: time, method, referrer, userAgent, ip } };
+  const event: IdentifiedClickEvent = { id, code, at: time, method, referrer, userAgent, ip };
+  if (typeof linkId === 'string') event.linkId = linkId;
+  return { ok: true, event };
 }
 
 function parseBody(body: string | Uint8Array): { ok: true; value: unknown } | { ok: false; error: ClickCodecError } {
@@ -183,7 +204,7 @@ function parseBody(body: string | Uint8Array): { ok: true; value: unknown } | { 
  * Checks before writing, so a producer bug fails where it is made rather than in a worker.
  * Throws `ClickCodecError`.
  */
-function checkedWire(event: IdentifiedClickEvent, prefix = ''): WireClickV1 {
+function checkedWire(event: IdentifiedClickEvent, prefix = ''): WireClick {
   const wire = toWire(event);
   const checked = fromWire(wire, prefix);
   if (!checked.ok) throw checked.error;

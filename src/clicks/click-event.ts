@@ -8,6 +8,12 @@ export interface ClickEvent {
    * events built before ids existed still type-check; see `identified`.
    */
   id?: string;
+  /**
+   * The link the redirect path resolved (links.id), which the click's analytics belong to.
+   * Absent only on events written by a version before analytics were keyed by link (wire
+   * version 1); the worker gives those the link that has the code (click-attribution.ts).
+   */
+  linkId?: string;
   code: string;
   at: Date;
   method: 'GET' | 'HEAD';
@@ -20,8 +26,11 @@ export interface ClickEvent {
 /** A click that carries its id: what travels on the queue and what the worker enriches. */
 export type IdentifiedClickEvent = ClickEvent & { id: string };
 
+/** A click that knows its link: what the worker enriches and stores. */
+export type AttributedClickEvent = IdentifiedClickEvent & { linkId: string };
+
 /** The wire schema version this build writes; see click-event-codec.ts. */
-export const CLICK_EVENT_VERSION = 1;
+export const CLICK_EVENT_VERSION = 2;
 
 /** Longest Referer and User-Agent kept; longer headers are cut to this many UTF-16 units. */
 export const MAX_CLICK_HEADER_LENGTH = 1024;

@@ -82,6 +82,8 @@ export interface Config {
     readonly storeRawIp: boolean;
     /** Raw click events older than this are dropped a month at a time; 0 keeps them forever. */
     readonly retentionDays: number;
+    /** A deleted link's analytics (unreachable from its deletion on) are purged this long after it. */
+    readonly deletedLinkRetentionDays: number;
     /** Where click batches wait while the broker is unreachable or refuses them. */
     readonly spoolDir: string;
     /** Upper bound on the spool; past it new batches are dropped and counted. */
@@ -105,6 +107,15 @@ export interface Config {
   readonly sessions: {
     /** A dashboard session ends this long after sign-in, whatever happens in between. */
     readonly ttlHours: number;
+  };
+  /** A claimed Idempotency-Key without an answer this long belongs to a dead process: the next request takes it over. */
+  readonly idempotencyClaimLeaseSeconds: number;
+  /** Event streams (GET /api/v1/links/{code}/events). */
+  readonly events: {
+    /** Open streams per instance. */
+    readonly maxStreams: number;
+    /** Open streams one key may hold on one instance. */
+    readonly maxStreamsPerKey: number;
   };
   readonly http: {
     readonly bodyLimitBytes: number;
@@ -314,6 +325,7 @@ export function loadConfig(env: Env = process.env): Config {
       batchSize: read.int('CLICK_BATCH_SIZE', 500, 1, 100_000),
       storeRawIp: read.bool('CLICKS_STORE_RAW_IP', false),
       retentionDays: read.int('CLICKS_RETENTION_DAYS', 395, 0, 100_000),
+      deletedLinkRetentionDays: read.int('CLICKS_DELETED_LINK_RETENTION_DAYS', 7, 0, 3650),
       spoolDir: read.string('CLICKS_SPOOL_DIR') ?? (dataDir === 'memory://' ? join(tmpdir(), `shunt-spool-${process.pid}`) : join(dataDir, 'spool')),
       spoolMaxBytes: read.int('CLICKS_SPOOL_MAX_BYTES', 1024 ** 3, 1024 * 1024, Number.MAX_SAFE_INTEGER),
     },
@@ -328,6 +340,11 @@ export function loadConfig(env: Env = process.env): Config {
     },
     sessions: {
       ttlHours: read.int('SESSION_TTL_HOURS', 12, 1, 24 * 90),
+    },
+    idempotencyClaimLeaseSeconds: read.int('IDEMPOTENCY_CLAIM_LEASE_SECONDS', 60, 1, 86_400),
+    events: {
+      maxStreams: read.int('EVENTS_MAX_STREAMS', 1000, 1, 1_000_000),
+      maxStreamsPerKey: read.int('EVENTS_MAX_STREAMS_PER_KEY', 10, 1, 1_000_000),
     },
     http: {
       bodyLimitBytes: read.int('BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),

@@ -1,4 +1,4 @@
-/** The click a redirect hands off: built from the request as it arrived, nothing looked up. */
+/** The click a redirect hands off: built from the request as it arrived and the link it resolved, nothing looked up. */
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { MAX_CLICK_HEADER_LENGTH, type IdentifiedClickEvent } from '../clicks/click-event.js';
@@ -15,11 +15,21 @@ function clientIp(ip: string | undefined): string | null {
   return isIP(address) === 0 ? null : address;
 }
 
-/** The id is given here, once, so every retry downstream carries the same one. */
-export function clickFrom(code: string, method: string, headers: IncomingHttpHeaders, ip: string | undefined): IdentifiedClickEvent {
+/**
+ * The id is given here, once, so every retry downstream carries the same one. `link` is the
+ * link the redirect resolved: the click belongs to it, whatever later takes its code.
+ */
+/** What a click needs of the link it went through: its identity, and the code it was reached by. */
+export interface ClickedLink {
+  readonly id: string;
+  readonly code: string;
+}
+
+export function clickFrom(link: ClickedLink, method: string, headers: IncomingHttpHeaders, ip: string | undefined): IdentifiedClickEvent {
   return {
     id: uuidv7(),
-    code,
+    linkId: link.id,
+    code: link.code,
     at: new Date(),
     method: method === 'HEAD' ? 'HEAD' : 'GET',
     referrer: headerText(headers.referer),

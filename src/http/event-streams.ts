@@ -9,6 +9,8 @@
  * and measured once, however it ended.
  */
 import type { ServerResponse } from 'node:http';
+import type { Queryable } from '../storage/database.js';
+import { grantKey, revokedGrants, type StreamGrant } from './stream-authorization.js';
 
 export interface EventStreamOptions {
   /** A comment is sent this often, so proxies keep the connection and dead clients are noticed. */
@@ -17,6 +19,10 @@ export interface EventStreamOptions {
   retryMs: number;
   /** Open streams this instance accepts; more are refused with 503. */
   maxStreams: number;
+  /** Open streams one key may hold on this instance; more are refused with 429. */
+  maxStreamsPerKey: number;
+  /** How often each open stream's key and link are checked again (stream-authorization.ts). */
+  recheckMs: number;
   /** A client this far behind (bytes not yet sent) is cut off instead of buffered for. */
   maxBufferedBytes: number;
 }
@@ -25,6 +31,8 @@ export const DEFAULT_EVENT_STREAM_OPTIONS: EventStreamOptions = {
   heartbeatMs: 15_000,
   retryMs: 3000,
   maxStreams: 1000,
+  maxStreamsPerKey: 10,
+  recheckMs: 2000,
   maxBufferedBytes: 1024 * 1024,
 };
 
@@ -94,11 +102,24 @@ export class EventStream {
   }
 }
 
-export class EventStreams {
-  private readonly streams = new Set<EventStream>();
-  private heartbeat: NodeJS.Timeout | null = null;
+export interface EventStreamsContext {
+  /** Where grants are checked again: the primary, so that a revocation is seen at once. */
+  db: Queryable;
+  logger: { warn(details: object, message: string): void };
+}
 
-  constructor(readonly options: EventStreamOptions) {}
+export class EventStreams {
+  /** Open streams and what each was opened with. */
+  private readonly streams = new Map<EventStream, StreamGrant>();
+  private readonly perKey = new Map<string, number>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private recheck: NodeJS.Timeout | null = null;
+  private checking = false;
+
+  constructor(
+    readonly options: EventStreamOptions,
+    private readonly context: EventStreamsContext,
+  ) {}
 
   get size(): number {
     return this.streams.size;
@@ -108,14 +129,23 @@ export class EventStreams {
     return this.streams.size >= this.options.maxStreams;
   }
 
-  /** Takes over a response whose head is written; the stream ends when either side ends it. */
-  start(res: ServerResponse): EventStream {
+  /** Whether `keyId` holds as many streams on this instance as it may. */
+  fullFor(keyId: string): boolean {
+    return (this.perKey.get(keyId) ?? 0) >= this.options.maxStreamsPerKey;
+  }
+
+  /**
+   * Takes over a response whose head is written; the stream ends when either side ends it,
+   * or when its grant no longer holds. Its slot (of the instance and of its key) is freed
+   * when it ends, however it ends.
+   */
+  start(res: ServerResponse, grant: StreamGrant): EventStream {
     const stream = new EventStream(res, this.options.maxBufferedBytes, (ended) => {
-      this.streams.delete(ended);
-      if (this.streams.size === 0 && this.heartbeat !== null) {
-        clearInterval(this.heartbeat);
-        this.heartbeat = null;
-      }
+      if (!this.streams.delete(ended)) return;
+      const left = (this.perKey.get(grant.keyId) ?? 1) - 1;
+      if (left > 0) this.perKey.set(grant.keyId, left);
+      else this.perKey.delete(grant.keyId);
+      if (this.streams.size === 0) this.stopTimers();
     });
     // The client may have gone while the request was being checked: then there is nothing to keep.
     if (res.destroyed || res.socket === null || res.socket.destroyed) {
@@ -123,20 +153,56 @@ export class EventStreams {
       stream.closed();
       return stream;
     }
-    this.streams.add(stream);
+    this.streams.set(stream, grant);
+    this.perKey.set(grant.keyId, (this.perKey.get(grant.keyId) ?? 0) + 1);
     stream.comment('connected');
     res.write(`retry: ${this.options.retryMs}\n\n`);
     if (this.heartbeat === null) {
       this.heartbeat = setInterval(() => {
-        for (const open of this.streams) open.comment('ping');
+        for (const open of this.streams.keys()) open.comment('ping');
       }, this.options.heartbeatMs);
       this.heartbeat.unref();
+    }
+    if (this.recheck === null) {
+      this.recheck = setInterval(() => void this.checkGrants(), this.options.recheckMs);
+      this.recheck.unref();
     }
     return stream;
   }
 
   /** Ends every stream with a comment; clients reconnect (to another instance, when draining). */
   endAll(comment: string): void {
-    for (const stream of [...this.streams]) stream.end(comment);
+    for (const stream of [...this.streams.keys()]) stream.end(comment);
+    this.stopTimers();
+  }
+
+  /**
+   * Ends the streams whose key was revoked or whose link was deleted or changed owner. A
+   * failed check keeps the streams (the store is where their clicks come from, too) and is
+   * tried again at the next tick.
+   */
+  async checkGrants(): Promise<void> {
+    if (this.checking || this.streams.size === 0) return;
+    this.checking = true;
+    try {
+      const grants = new Map<string, StreamGrant>();
+      for (const grant of this.streams.values()) grants.set(grantKey(grant), grant);
+      const revoked = await revokedGrants(this.context.db, [...grants.values()]);
+      if (revoked.size === 0) return;
+      for (const [stream, grant] of [...this.streams]) {
+        if (revoked.has(grantKey(grant))) stream.end('access to this link ended (key revoked, or link deleted or given away)');
+      }
+    } catch (error) {
+      this.context.logger.warn({ err: error }, 'could not check the event streams\' keys and links; checked again shortly');
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private stopTimers(): void {
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    if (this.recheck !== null) clearInterval(this.recheck);
+    this.heartbeat = null;
+    this.recheck = null;
   }
 }

@@ -44,7 +44,7 @@ export function fastRedirect(deps: AppDeps, responder: RedirectResponder): FastR
 
     const incomingId = request.headers['x-request-id'];
     const reqId = typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    const status = responder.answer(request, response, reqId, ip, code, decision);
+    const status = responder.answer(request, response, reqId, ip, link, decision);
     logRequest(logger, metrics, reqId, method, url, ROUTE, status, performance.now() - started, ip);
     return true;
   };

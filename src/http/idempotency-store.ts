@@ -1,16 +1,23 @@
 /**
  * Stripe-style Idempotency-Key records: the first request with a key claims it, and a
  * retry with the same key and the same request gets the stored answer back. Records
- * live 24 hours.
+ * live 24 hours, and are then deleted by the workers (`purgeExpired`).
+ *
+ * A claim is a lease: a record still without an answer after `claimLeaseSeconds`
+ * (IDEMPOTENCY_CLAIM_LEASE_SECONDS) belongs to a process that died between claiming and
+ * answering, and the next request with the key takes it over, instead of being told "in
+ * progress" for a day. Only the holder of the current claim (its token) can complete it, so
+ * a process that was merely slow cannot overwrite the answer of the one that took over.
  */
-import { createHash } from 'node:crypto';
-import type { Database } from '../storage/database.js';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Database, Queryable } from '../storage/database.js';
 
 export const IDEMPOTENCY_TTL_HOURS = 24;
+export const DEFAULT_CLAIM_LEASE_SECONDS = 60;
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 export type IdempotencyClaim =
-  | { kind: 'claimed' }
+  | { kind: 'claimed'; token: string }
   | { kind: 'replay'; status: number; body: unknown; headers: Record<string, string> }
   | { kind: 'in_progress' }
   | { kind: 'mismatch' };
@@ -20,19 +27,32 @@ export function requestFingerprint(method: string, path: string, body: unknown):
 }
 
 export class IdempotencyStore {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly claimLeaseSeconds = DEFAULT_CLAIM_LEASE_SECONDS,
+  ) {}
+
+  /** Runs `work` in one transaction of the store that keeps the records (and the links). */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
 
   async claim(keyId: string, idempotencyKey: string, fingerprint: string): Promise<IdempotencyClaim> {
-    // An expired record is as good as none: replace it in the same statement.
+    const token = randomUUID();
+    // An expired record is as good as none, and so is a claim whose lease ran out (the same
+    // request only: another request's claim is a mismatch): replaced in the same statement.
     const inserted = await this.db.query(
-      `INSERT INTO idempotency_keys (key_id, idempotency_key, request_hash)
-       VALUES ($1, $2, $3)
+      `INSERT INTO idempotency_keys (key_id, idempotency_key, request_hash, claim_token)
+       VALUES ($1, $2, $3, $4)
        ON CONFLICT (key_id, idempotency_key) DO UPDATE
-         SET request_hash = EXCLUDED.request_hash, response_status = NULL, response_body = NULL, response_headers = NULL, created_at = now()
-         WHERE idempotency_keys.created_at < now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})`,
-      [keyId, idempotencyKey, fingerprint],
+         SET request_hash = EXCLUDED.request_hash, claim_token = EXCLUDED.claim_token, response_status = NULL, response_body = NULL,
+             response_headers = NULL, created_at = now()
+         WHERE idempotency_keys.created_at < now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
+            OR (idempotency_keys.response_status IS NULL AND idempotency_keys.request_hash = EXCLUDED.request_hash
+                AND idempotency_keys.created_at < now() - make_interval(secs => $5))`,
+      [keyId, idempotencyKey, fingerprint, token, this.claimLeaseSeconds],
     );
-    if ((inserted.rowCount ?? 0) > 0) return { kind: 'claimed' };
+    if ((inserted.rowCount ?? 0) > 0) return { kind: 'claimed', token };
     const existing = await this.db.query<{
       request_hash: string;
       response_status: number | null;
@@ -51,23 +71,51 @@ export class IdempotencyStore {
     return { kind: 'replay', status: row.response_status, body: row.response_body, headers: row.response_headers ?? {} };
   }
 
+  /**
+   * Stores the answer of the claim `token`. `tx`: the transaction that commits the work the
+   * answer reports, so the work and its answer are stored together or not at all. False when
+   * the claim is no longer this one's (its lease ran out and another request took it).
+   */
   async complete(
     keyId: string,
     idempotencyKey: string,
+    token: string,
     response: { status: number; body: unknown; headers?: Record<string, string> | undefined },
-  ): Promise<void> {
+    tx: Queryable = this.db,
+  ): Promise<boolean> {
+    const result = await tx.query(
+      `UPDATE idempotency_keys SET response_status = $4, response_body = $5, response_headers = $6
+       WHERE key_id = $1 AND idempotency_key = $2 AND claim_token = $3 AND response_status IS NULL`,
+      [keyId, idempotencyKey, token, response.status, JSON.stringify(response.body), JSON.stringify(response.headers ?? {})],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  /** Frees a claim whose request failed (and committed nothing), so the client may retry with the same key. */
+  async release(keyId: string, idempotencyKey: string, token: string): Promise<void> {
     await this.db.query(
-      `UPDATE idempotency_keys SET response_status = $3, response_body = $4, response_headers = $5
-       WHERE key_id = $1 AND idempotency_key = $2`,
-      [keyId, idempotencyKey, response.status, JSON.stringify(response.body), JSON.stringify(response.headers ?? {})],
+      'DELETE FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2 AND claim_token = $3 AND response_status IS NULL',
+      [keyId, idempotencyKey, token],
     );
   }
 
-  /** Frees a claim whose request failed, so the client may retry with the same key. */
-  async release(keyId: string, idempotencyKey: string): Promise<void> {
-    await this.db.query(
-      'DELETE FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2 AND response_status IS NULL',
-      [keyId, idempotencyKey],
-    );
+  /**
+   * Deletes expired records, `batchSize` at a time (each record may hold a whole bulk
+   * answer), oldest first; returns how many. Run by the workers' maintenance.
+   */
+  async purgeExpired(batchSize = 1000, maxBatches = 100): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < maxBatches; batch += 1) {
+      const result = await this.db.query(
+        `DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+           SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${IDEMPOTENCY_TTL_HOURS})
+           ORDER BY created_at LIMIT $1))`,
+        [batchSize],
+      );
+      const deleted = result.rowCount ?? 0;
+      total += deleted;
+      if (deleted < batchSize) break;
+    }
+    return total;
   }
 }

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import { NO_STORE, type RedirectDecision } from '../links/redirect-decision.js';
 import type { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
-import { clickFrom } from './click-capture.js';
+import { clickFrom, type ClickedLink } from './click-capture.js';
 import { gonePage, notFoundPage, passwordPage, tooManyNotFoundPage, tooManyPasswordsPage } from './pages/html.js';
 
 const HTML = 'text/html; charset=utf-8';
@@ -40,10 +40,10 @@ export class RedirectResponder {
    * first). The location must be checked with `INVALID_HEADER_CHAR` by the caller, which
    * knows how to refuse it. Returns the status written.
    */
-  answer(request: IncomingMessage, response: ServerResponse, reqId: string, ip: string, code: string, decision: RedirectDecision): number {
+  answer(request: IncomingMessage, response: ServerResponse, reqId: string, ip: string, link: ClickedLink | null, decision: RedirectDecision): number {
     switch (decision.kind) {
       case 'redirect':
-        return this.redirect(request, response, reqId, ip, code, decision.status, decision.location, decision.cacheControl);
+        return this.redirect(request, response, reqId, ip, link, decision.status, decision.location, decision.cacheControl);
       case 'gone':
         return this.gone(request, response, reqId, decision.fallbackUrl);
       case 'locked':
@@ -53,14 +53,14 @@ export class RedirectResponder {
     }
   }
 
-  /** The only place a redirect hands over its click. */
+  /** The only place a redirect hands over its click, attributed to the link it resolved. */
   redirect(
-    request: IncomingMessage, response: ServerResponse, reqId: string, ip: string, code: string,
+    request: IncomingMessage, response: ServerResponse, reqId: string, ip: string, link: ClickedLink | null,
     status: number, location: string, cacheControl: string,
   ): number {
     response.writeHead(status, { location, 'cache-control': cacheControl, 'x-request-id': reqId, 'content-length': '0' });
     response.end();
-    this.clicks.record(clickFrom(code, request.method ?? 'GET', request.headers, ip));
+    if (link !== null) this.clicks.record(clickFrom(link, request.method ?? 'GET', request.headers, ip));
     return status;
   }
 

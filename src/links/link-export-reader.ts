@@ -34,7 +34,7 @@ export async function* exportedLinks(
 ): AsyncGenerator<ExportedLink> {
   // Own clicks come from the daily rollups: the totals the stats API answers from.
   const clicks = options.withClicks
-    ? '(SELECT coalesce(sum(d.human + d.bot), 0)::text FROM link_clicks_day d WHERE d.code = l.code)'
+    ? '(SELECT coalesce(sum(d.human + d.bot), 0)::text FROM link_clicks_day d WHERE d.link_id = l.id)'
     : 'NULL';
   let after = '0';
   for (;;) {

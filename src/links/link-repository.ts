@@ -154,6 +154,22 @@ export class LinkRepository {
     return new Set(result.rows.map((row) => row.code));
   }
 
+  /**
+   * `insert` inside a transaction that goes on if this one fails (a bulk create): a failed
+   * insert (alias taken) rolls back to a savepoint, not the whole transaction.
+   */
+  async insertWithin(tx: Queryable, link: NewLink): Promise<Link> {
+    await tx.query('SAVEPOINT link_insert');
+    try {
+      const inserted = await this.insert(link, tx);
+      await tx.query('RELEASE SAVEPOINT link_insert');
+      return inserted;
+    } catch (error) {
+      await tx.query('ROLLBACK TO SAVEPOINT link_insert');
+      throw error;
+    }
+  }
+
   /** `from`: where to read; a read replica on the redirect path. */
   async findByCode(code: string, from: Queryable = this.db): Promise<Link | null> {
     const result = await from.query<LinkRow>(`SELECT ${COLUMNS} FROM links WHERE code = $1`, [code]);
@@ -185,18 +201,20 @@ export class LinkRepository {
   }
 
   /**
-   * Applies `changes` when the link still has `expectedVersion` (or any version when it
-   * is null). Returns null when no row matched: the caller tells "gone" from "changed".
+   * Applies `changes` to the link that has `code`, if it belongs to `ownerKeyId` (any owner
+   * when null: an admin) and still has `expectedVersion` (any version when null). One
+   * statement: no other link can take the code between a check and the write. Returns null
+   * when no row matched: the caller tells "not yours or gone" from "changed".
    */
-  async update(code: string, changes: LinkChanges, expectedVersion: number | null): Promise<Link | null> {
-    const params: unknown[] = [code];
+  async update(code: string, changes: LinkChanges, expectedVersion: number | null, ownerKeyId: string | null): Promise<Link | null> {
+    const params: unknown[] = [code, ownerKeyId];
     const sets = ['version = version + 1', 'updated_at = now()'];
     for (const [field, column] of Object.entries(CHANGE_COLUMNS) as [keyof LinkChanges, string][]) {
       if (changes[field] === undefined) continue;
       params.push(changes[field]);
       sets.push(`${column} = $${params.length}`);
     }
-    let condition = 'code = $1';
+    let condition = 'code = $1 AND ($2::text IS NULL OR owner_key_id = $2::text)';
     if (expectedVersion !== null) {
       params.push(expectedVersion);
       condition += ` AND version = $${params.length}`;
@@ -209,9 +227,20 @@ export class LinkRepository {
     return row === undefined ? null : toLink(row);
   }
 
-  async delete(code: string): Promise<boolean> {
-    const result = await this.db.query('DELETE FROM links WHERE code = $1', [code]);
-    return (result.rowCount ?? 0) > 0;
+  /**
+   * Deletes the link that has `code` if it belongs to `ownerKeyId` (any owner when null), and
+   * records it for the purge of its analytics, in one statement. Returns the deleted link's
+   * id, or null when there was no such link.
+   */
+  async delete(code: string, ownerKeyId: string | null): Promise<string | null> {
+    const result = await this.db.query<{ link_id: string }>(
+      `WITH gone AS (
+         DELETE FROM links WHERE code = $1 AND ($2::text IS NULL OR owner_key_id = $2::text) RETURNING id, code
+       )
+       INSERT INTO deleted_links (link_id, code) SELECT id, code FROM gone RETURNING link_id::text AS link_id`,
+      [code, ownerKeyId],
+    );
+    return result.rows[0]?.link_id ?? null;
   }
 
   /** The stored password hash of a link (null for an open one): read only to check a password. */

@@ -1,6 +1,6 @@
 /** The rules of links: who may see and change which, and what a valid link is. */
 import { AppError, type ErrorCode, type FieldError } from '../shared/errors.js';
-import { isUniqueViolation } from '../storage/database.js';
+import { isUniqueViolation, type Queryable } from '../storage/database.js';
 import type { LinkCache } from '../cache/link-cache.js';
 import { checkDestination, type DestinationPolicy } from './destination-policy.js';
 import type { Actor, Link, LinkChanges, NewLink, RedirectType } from './link.js';
@@ -63,10 +63,43 @@ export class LinkService {
   ) {}
 
   async create(input: LinkInput, actor: Actor): Promise<Link> {
-    const link = { ...this.validateNew(input, actor), passwordHash: await passwordHashFor(input.password) ?? null };
+    return this.created(await this.insertNew(input, actor, (link) => this.links.insert(link), () => this.codes.next()));
+  }
+
+  /**
+   * Codes for up to `count` generated links of a bulk, drawn before its transaction: drawing
+   * one may need the store, which the embedded store's one connection cannot give while the
+   * transaction holds it. A few spare ones cover collisions with custom aliases.
+   */
+  async reserveCodes(count: number): Promise<string[]> {
+    const codes: string[] = [];
+    for (let i = 0; i < count + MAX_GENERATED_CODE_ATTEMPTS; i += 1) codes.push(await this.codes.next());
+    return codes;
+  }
+
+  /**
+   * Creates a link inside `tx` (a bulk create, which commits all its links at once) with a
+   * code from `codes` (`reserveCodes`). Nothing else sees it until the transaction commits:
+   * call `announceCreated` then.
+   */
+  createWithin(tx: Queryable, input: LinkInput, actor: Actor, codes: string[]): Promise<Link> {
+    return this.insertNew(input, actor, (link) => this.links.insertWithin(tx, link), () => {
+      const code = codes.shift();
+      if (code === undefined) return Promise.reject(new AppError('internal_error', { detail: 'no reserved code left for this bulk' }));
+      return Promise.resolve(code);
+    });
+  }
+
+  /** After a bulk's transaction committed: the caches learn of its links. */
+  async announceCreated(links: readonly Link[]): Promise<void> {
+    for (const link of links) await this.created(link);
+  }
+
+  private async insertNew(input: LinkInput, actor: Actor, insert: (link: NewLink) => Promise<Link>, nextCode: () => Promise<string>): Promise<Link> {
+    const link = { ...this.validateNew(input, actor), passwordHash: (await passwordHashFor(input.password)) ?? null };
     if (input.alias !== undefined) {
       try {
-        return await this.created(await this.links.insert({ ...link, code: input.alias, customAlias: true }));
+        return await insert({ ...link, code: input.alias, customAlias: true });
       } catch (error) {
         if (isUniqueViolation(error)) {
           throw new AppError('alias_taken', {
@@ -78,9 +111,9 @@ export class LinkService {
       }
     }
     for (let attempt = 1; ; attempt += 1) {
-      const code = await this.codes.next();
+      const code = await nextCode();
       try {
-        return await this.created(await this.links.insert({ ...link, code, customAlias: false }));
+        return await insert({ ...link, code, customAlias: false });
       } catch (error) {
         if (!isUniqueViolation(error) || attempt >= MAX_GENERATED_CODE_ATTEMPTS) throw error;
       }
@@ -112,24 +145,27 @@ export class LinkService {
 
   /** `expectedVersion`: from If-Match; null changes the link whatever its version. */
   async update(code: string, patch: LinkPatch, actor: Actor, expectedVersion: number | null): Promise<Link> {
-    const current = await this.get(code, actor);
     const changes = this.validateChanges(patch);
     const passwordHash = await passwordHashFor(patch.password);
     if (passwordHash !== undefined) changes.passwordHash = passwordHash;
-    const updated = await this.links.update(code, changes, expectedVersion);
+    // Checked and written in one statement: ownership is never decided on a read that
+    // another link of the same code could have replaced by the time of the write.
+    const updated = await this.links.update(code, changes, expectedVersion, ownerFilter(actor));
     if (updated === null) {
-      if ((await this.links.findByCode(code)) === null) throw linkNotFound(code);
+      // Only to word the refusal; nothing is written on the strength of this read.
+      const current = await this.links.findByCode(code);
+      if (current === null || !canSee(actor, current) || expectedVersion === null) throw linkNotFound(code);
       throw new AppError('precondition_failed', {
-        detail: `The link has changed since version ${expectedVersion ?? current.version}; fetch it again`,
+        detail: `The link has changed since version ${expectedVersion}; fetch it again`,
       });
     }
     this.cache.invalidate(code, await this.afterWrite(code));
     return updated;
   }
 
+  /** The link's analytics stay with its id, out of reach of any later link of the code, until purged. */
   async delete(code: string, actor: Actor): Promise<void> {
-    await this.get(code, actor);
-    if (!(await this.links.delete(code))) throw linkNotFound(code);
+    if ((await this.links.delete(code, ownerFilter(actor))) === null) throw linkNotFound(code);
     this.cache.invalidate(code, await this.afterWrite(code));
   }
 
@@ -269,6 +305,11 @@ async function passwordHashFor(password: string | null | undefined): Promise<str
 
 function canSee(actor: Actor, link: Link): boolean {
   return actor.role === 'admin' || link.ownerKeyId === actor.keyId;
+}
+
+/** The owner a write must match: an admin may change any link. */
+function ownerFilter(actor: Actor): string | null {
+  return actor.role === 'admin' ? null : actor.keyId;
 }
 
 function linkNotFound(code: string): AppError {

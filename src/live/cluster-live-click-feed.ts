@@ -36,11 +36,12 @@ const isOptionalText = (value: unknown): value is string | null => value === nul
 function readClick(value: unknown): LiveClick | null {
   if (typeof value !== 'object' || value === null) return null;
   const c = value as Record<string, unknown>;
-  if (!isText(c.id) || !isText(c.code) || !isText(c.at) || (c.method !== 'GET' && c.method !== 'HEAD') || typeof c.bot !== 'boolean') return null;
+  if (!isText(c.id) || !isText(c.linkId) || !isText(c.code) || !isText(c.at) || (c.method !== 'GET' && c.method !== 'HEAD') || typeof c.bot !== 'boolean') return null;
   if (!isOptionalText(c.country) || !isOptionalText(c.referrerHost) || !isOptionalText(c.browser) || !isOptionalText(c.os)) return null;
   if (!isText(c.device) || !DEVICES.has(c.device)) return null;
   return {
     id: c.id,
+    linkId: c.linkId,
     code: c.code,
     at: c.at,
     method: c.method,
@@ -125,10 +126,10 @@ export class ClusterLiveClickFeed implements LiveClickFeed {
     const elsewhere: LiveClick[] = [];
     const now = this.now();
     for (const click of clicks) {
-      const local = this.listeners.has(click.code);
-      const until = this.remote.get(click.code);
+      const local = this.listeners.has(click.linkId);
+      const until = this.remote.get(click.linkId);
       const remote = until !== undefined && until > now;
-      if (until !== undefined && !remote) this.remote.delete(click.code);
+      if (until !== undefined && !remote) this.remote.delete(click.linkId);
       if (!local && !remote) continue;
       const live = toLiveClick(click);
       if (local) this.listeners.deliver(live);
@@ -137,9 +138,9 @@ export class ClusterLiveClickFeed implements LiveClickFeed {
     if (elsewhere.length > 0) this.send({ kind: CLICKS, pid: this.pid, clicks: elsewhere });
   }
 
-  subscribe(code: string, listener: LiveClickListener): () => void {
-    if (this.listeners.add(code, listener)) this.announce([code]);
-    return () => void this.listeners.remove(code, listener);
+  subscribe(linkId: string, listener: LiveClickListener): () => void {
+    if (this.listeners.add(linkId, listener)) this.announce([linkId]);
+    return () => void this.listeners.remove(linkId, listener);
   }
 
   close(): Promise<void> {

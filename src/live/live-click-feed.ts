@@ -8,9 +8,13 @@
  */
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 
-/** One click as the events stream shows it: the enriched facts, never the IP or visitor key. */
+/**
+ * One click as the feeds carry it: the enriched facts, never the IP or visitor key, and the
+ * link it belongs to, which routes it. The events stream shows `publicLiveClick` of it.
+ */
 export interface LiveClick {
   id: string;
+  linkId: string;
   code: string;
   /** ISO 8601, UTC, milliseconds. */
   at: string;
@@ -26,6 +30,7 @@ export interface LiveClick {
 export function toLiveClick(click: EnrichedClick): LiveClick {
   return {
     id: click.id,
+    linkId: click.linkId,
     code: click.code,
     at: click.at.toISOString(),
     method: click.method,
@@ -38,19 +43,28 @@ export function toLiveClick(click: EnrichedClick): LiveClick {
   };
 }
 
+/** What an events stream sends: the link's id is internal. */
+export function publicLiveClick(click: LiveClick): Omit<LiveClick, 'linkId'> {
+  const { linkId: _linkId, ...shown } = click;
+  return shown;
+}
+
 export type LiveClickListener = (click: LiveClick) => void;
 
 export interface LiveClickFeed {
   /** Announces stored clicks. Never throws and never waits: a lost announcement loses no data. */
   publish(clicks: readonly EnrichedClick[]): void;
-  /** Calls `listener` for each click of `code` stored from now on; returns the unsubscribe. */
-  subscribe(code: string, listener: LiveClickListener): () => void;
+  /**
+   * Calls `listener` for each click of the link (links.id) stored from now on; returns the
+   * unsubscribe. By link, not code: a later link that takes the code is another feed.
+   */
+  subscribe(linkId: string, listener: LiveClickListener): () => void;
   /** Links with at least one subscriber in this process. */
   readonly watched: number;
   close(): Promise<void>;
 }
 
-/** Listeners per code, shared by both feeds. */
+/** Listeners per link id, shared by the feeds. */
 export class LiveClickListeners {
   private readonly byCode = new Map<string, Set<LiveClickListener>>();
 
@@ -88,7 +102,7 @@ export class LiveClickListeners {
   }
 
   deliver(click: LiveClick): void {
-    const set = this.byCode.get(click.code);
+    const set = this.byCode.get(click.linkId);
     if (set === undefined) return;
     // A listener that throws (a closed socket) must not stop the others.
     for (const listener of set) {
@@ -111,12 +125,12 @@ export class MemoryLiveClickFeed implements LiveClickFeed {
 
   publish(clicks: readonly EnrichedClick[]): void {
     if (this.listeners.size === 0) return;
-    for (const click of clicks) if (this.listeners.has(click.code)) this.listeners.deliver(toLiveClick(click));
+    for (const click of clicks) if (this.listeners.has(click.linkId)) this.listeners.deliver(toLiveClick(click));
   }
 
-  subscribe(code: string, listener: LiveClickListener): () => void {
-    this.listeners.add(code, listener);
-    return () => void this.listeners.remove(code, listener);
+  subscribe(linkId: string, listener: LiveClickListener): () => void {
+    this.listeners.add(linkId, listener);
+    return () => void this.listeners.remove(linkId, listener);
   }
 
   close(): Promise<void> {

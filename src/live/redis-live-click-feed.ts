@@ -2,7 +2,8 @@
  * The live click feed across instances, through Redis pub/sub.
  *
  * Click writers store up to tens of thousands of clicks a second, and almost none of them
- * has anyone watching, so a writer publishes only the clicks of watched codes:
+ * has anyone watching, so a writer publishes only the clicks of watched links (by link id,
+ * written "code" below):
  * - an instance with event-stream subscribers for a code keeps a member `instance:code` in
  *   a sorted set scored by its expiry, renews it while it has subscribers and removes it
  *   with the last one (an instance that dies leaves a member that expires on its own), and
@@ -19,7 +20,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 import type { CacheKeys } from '../cache/cache-keys.js';
-import { isCode } from '../links/code-shape.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { LiveClickListeners, toLiveClick, type LiveClick, type LiveClickFeed, type LiveClickListener } from './live-click-feed.js';
 
@@ -65,7 +65,7 @@ export class RedisLiveClickFeed implements LiveClickFeed {
 
   private readonly onMessage = (channel: string, text: string): void => {
     if (channel === this.options.keys.liveWatchChannel) {
-      if (this.tracking !== null && isCode(text)) this.watchedRemotely.set(text, Date.now() + this.watchTtlMs);
+      if (this.tracking !== null && /^[1-9]\d{0,18}$/.test(text)) this.watchedRemotely.set(text, Date.now() + this.watchTtlMs);
       return;
     }
     const code = this.channels.get(channel);
@@ -169,7 +169,7 @@ export class RedisLiveClickFeed implements LiveClickFeed {
   private announce(clicks: readonly EnrichedClick[]): void {
     if (!this.redis.available) {
       // No other instance can be reached: this process's own listeners still can.
-      for (const click of clicks) if (this.listeners.has(click.code)) this.listeners.deliver(toLiveClick(click));
+      for (const click of clicks) if (this.listeners.has(click.linkId)) this.listeners.deliver(toLiveClick(click));
       return;
     }
     if (this.listeners.size === 0 && this.watchedRemotely.size === 0) {
@@ -180,13 +180,13 @@ export class RedisLiveClickFeed implements LiveClickFeed {
     const now = Date.now();
     let byCode: Map<string, LiveClick[]> | null = null;
     for (const click of clicks) {
-      if (!this.listeners.has(click.code) && (this.watchedRemotely.get(click.code) ?? 0) <= now) {
+      if (!this.listeners.has(click.linkId) && (this.watchedRemotely.get(click.linkId) ?? 0) <= now) {
         this.stats.unwatched += 1;
         continue;
       }
       byCode ??= new Map();
-      const list = byCode.get(click.code);
-      if (list === undefined) byCode.set(click.code, [toLiveClick(click)]);
+      const list = byCode.get(click.linkId);
+      if (list === undefined) byCode.set(click.linkId, [toLiveClick(click)]);
       else list.push(toLiveClick(click));
     }
     if (byCode === null) return;
@@ -260,8 +260,8 @@ export class RedisLiveClickFeed implements LiveClickFeed {
   }
 }
 
-/** Only well-formed clicks of the channel's code pass, rebuilt field by field. */
-function parseClicks(text: string, code: string): LiveClick[] {
+/** Only well-formed clicks of the channel's link pass, rebuilt field by field. */
+function parseClicks(text: string, linkId: string): LiveClick[] {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -273,11 +273,12 @@ function parseClicks(text: string, code: string): LiveClick[] {
   for (const item of value as unknown[]) {
     if (typeof item !== 'object' || item === null) continue;
     const c = item as Record<string, unknown>;
-    if (typeof c.id !== 'string' || c.code !== code || typeof c.at !== 'string' || (c.method !== 'GET' && c.method !== 'HEAD')) continue;
+    if (typeof c.id !== 'string' || c.linkId !== linkId || typeof c.code !== 'string' || typeof c.at !== 'string' || (c.method !== 'GET' && c.method !== 'HEAD')) continue;
     if (typeof c.bot !== 'boolean' || typeof c.device !== 'string' || !DEVICES.has(c.device)) continue;
     clicks.push({
       id: c.id,
-      code,
+      linkId,
+      code: c.code,
       at: c.at,
       method: c.method,
       bot: c.bot,

@@ -10,6 +10,7 @@ import { writeBatch, type WriteBatchResult } from '../analytics/analytics-writer
 import type { ClickEnricher } from '../analytics/enrich.js';
 import type { Database } from '../storage/database.js';
 import type { LiveClickFeed } from '../live/live-click-feed.js';
+import { attributeClicks } from './click-attribution.js';
 
 export interface ClickProcessorOptions {
   db: Database;
@@ -33,8 +34,11 @@ export class ClickProcessor {
   /** Resolves once the batch is committed; rejects (nothing committed) when it must be retried. */
   async handle(events: readonly IdentifiedClickEvent[]): Promise<WriteBatchResult> {
     if (events.length === 0) return { inserted: 0, duplicates: 0, stored: [] };
-    const enriched = await this.options.enricher.enrichBatch(events);
-    const result = await writeBatch(this.options.db, enriched, this.options.onRetry === undefined ? {} : { onRetry: this.options.onRetry });
+    const attributed = await attributeClicks(this.options.db, events);
+    const enriched = await this.options.enricher.enrichBatch(attributed.events);
+    const written = await writeBatch(this.options.db, enriched, this.options.onRetry === undefined ? {} : { onRetry: this.options.onRetry });
+    // Clicks of a link deleted meanwhile count as duplicates: handled, and stored nowhere.
+    const result: WriteBatchResult = { ...written, duplicates: written.duplicates + attributed.orphaned };
     if (result.stored.length > 0) this.options.live?.publish(result.stored);
     if (this.options.onStored !== undefined) {
       const now = this.now();

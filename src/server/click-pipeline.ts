@@ -20,6 +20,7 @@ import type { LiveClickFeed } from '../live/live-click-feed.js';
 import type { Metrics } from '../observability/metrics.js';
 import { PipelineMetrics, type ConsumerStats, type PublisherStats } from '../observability/pipeline-metrics.js';
 import { AnalyticsMaintenance } from '../analytics/analytics-maintenance.js';
+import { IdempotencyStore } from '../http/idempotency-store.js';
 import { AmqpClickConsumer } from '../pipeline/amqp-click-consumer.js';
 import { AmqpClickPublisher } from '../pipeline/amqp-click-publisher.js';
 import { ClickProcessor } from '../pipeline/click-processor.js';
@@ -87,7 +88,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
 
   // Without a broker this process stores the clicks it serves, so it keeps the store too.
   const keepsStore = consumes || config.amqp.url === undefined;
-  const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, logger }) : null;
+  const maintenance = keepsStore ? new AnalyticsMaintenance({ db, salts, retentionDays: config.clicks.retentionDays, deletedLinkRetentionDays: config.clicks.deletedLinkRetentionDays, idempotency: new IdempotencyStore(db), logger }) : null;
 
   const brokerUrl = config.amqp.url;
   const servesRedirects = config.role === 'all' || config.role === 'redirect';

@@ -213,7 +213,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         Date.now,
         redis === null ? undefined : new RedisThrottleBroadcast(redis, redisKeys.throttleChannel),
       ),
-      idempotency: new IdempotencyStore(db),
+      idempotency: new IdempotencyStore(db, config.idempotencyClaimLeaseSeconds),
       qrCodes,
       metrics,
       readiness: {
@@ -222,7 +222,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         },
         check: () => db.ping(),
       },
-      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...options.eventStreams } },
+      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...config.events, ...options.eventStreams } },
     };
     const built = await buildApp(deps);
     await pipeline.start();

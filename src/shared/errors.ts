@@ -32,6 +32,7 @@ export const ERROR_CATALOGUE = {
   alias_reserved: { status: 422, title: 'Alias is reserved' },
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key was used with a different request' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  too_many_streams_for_key: { status: 429, title: 'This key has too many open event streams' },
   internal_error: { status: 500, title: 'Internal error' },
   dependency_unavailable: { status: 503, title: 'A dependency is unavailable' },
   shutting_down: { status: 503, title: 'Shutting down' },

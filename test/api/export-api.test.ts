@@ -16,7 +16,7 @@ import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { ExportJobRunner } from '../../src/analytics/export-job-runner.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { documentMismatch } from '../helpers/documented-response.js';
-import { makeClick } from '../helpers/enriched-click-fixture.js';
+import { makeClick, ofLinks } from '../helpers/enriched-click-fixture.js';
 import { expectProblem } from '../helpers/problems.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -123,12 +123,12 @@ for (const backend of BACKENDS) {
         const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: `https://example.com/${alias}`, alias }, ...(key === undefined ? {} : { key }) });
         assert.equal(created.statusCode, 201, created.body);
       }
-      await writeBatch(app.runtime.db, [
+      await writeBatch(app.runtime.db, await ofLinks(app.runtime.db, [
         ...HOSTILE,
         ...large.clicks,
         ...plainClicks('exp-day', 6, '2025-03-12T10:00:00.000Z').clicks,
         ...plainClicks('exp-member', 7, '2025-03-12T10:00:00.000Z').clicks,
-      ]);
+      ]));
       // Small chunks and pages, so that a file spans several chunks and queries.
       runner = new ExportJobRunner({ jobs: app.runtime.deps.analytics.exports, db: app.runtime.db, includeIp: false, logger: pino({ level: 'silent' }), chunkBytes: 300, pageSize: 5 });
     });
@@ -308,7 +308,7 @@ for (const backend of BACKENDS) {
       app = await startTestApp(backend, { env: { EXPORT_SYNC_MAX_ROWS: '0' } });
       const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: 'https://example.com/all', alias: 'exp-all' } });
       assert.equal(created.statusCode, 201, created.body);
-      await writeBatch(app.runtime.db, plainClicks('exp-all', 2, '2025-03-10T00:00:00.000Z').clicks);
+      await writeBatch(app.runtime.db, await ofLinks(app.runtime.db, plainClicks('exp-all', 2, '2025-03-10T00:00:00.000Z').clicks));
     });
     after(() => app.close());
 

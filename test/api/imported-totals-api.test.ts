@@ -11,7 +11,7 @@ import { LinkImportRepository } from '../../src/links/link-import-repository.js'
 import { LinkRepository } from '../../src/links/link-repository.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { documentMismatch } from '../helpers/documented-response.js';
-import { makeClick } from '../helpers/enriched-click-fixture.js';
+import { makeClick, ofLinks } from '../helpers/enriched-click-fixture.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const BITLY = new URL('../fixtures/import/bitly-links.csv', import.meta.url).pathname;
@@ -34,7 +34,7 @@ for (const backend of BACKENDS) {
         dryRun: false,
         batchSize: 100,
       });
-      await writeBatch(db, [makeClick({ code: 'spring-sale', at: '2025-03-10T10:00:00.000Z' })]);
+      await writeBatch(db, await ofLinks(db, [makeClick({ code: 'spring-sale', at: '2025-03-10T10:00:00.000Z' })]));
     });
     after(() => app.close());
 

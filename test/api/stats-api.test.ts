@@ -11,7 +11,7 @@ import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import type { LinkStats } from '../../src/analytics/stats-query.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { documentMismatch } from '../helpers/documented-response.js';
-import { makeClick, visitor } from '../helpers/enriched-click-fixture.js';
+import { makeClick, ofLinks, visitor } from '../helpers/enriched-click-fixture.js';
 import { expectProblem } from '../helpers/problems.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -53,8 +53,8 @@ for (const backend of BACKENDS) {
         const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: `https://example.com/${alias}`, alias }, ...(key === undefined ? {} : { key }) });
         assert.equal(created.statusCode, 201, created.body);
       }
-      await writeBatch(app.runtime.db, CLICKS);
-      await writeBatch(app.runtime.db, [makeClick({ code: 'member-a-link', at: '2025-03-10T10:00:00.000Z', visitor: visitor(7) })]);
+      await writeBatch(app.runtime.db, await ofLinks(app.runtime.db, CLICKS));
+      await writeBatch(app.runtime.db, await ofLinks(app.runtime.db, [makeClick({ code: 'member-a-link', at: '2025-03-10T10:00:00.000Z', visitor: visitor(7) })]));
     });
     after(() => app.close());
 

@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { cacheKeys } from '../../src/cache/cache-keys.js';
-import { toLiveClick } from '../../src/live/live-click-feed.js';
+import { publicLiveClick, toLiveClick } from '../../src/live/live-click-feed.js';
+import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { RedisLiveClickFeed } from '../../src/live/redis-live-click-feed.js';
 import { RedisConnection } from '../../src/redis/redis-connection.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
@@ -23,6 +24,20 @@ import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const bearer = (key: string): Record<string, string> => ({ authorization: `Bearer ${key}` });
 const clickData = (frame: SseFrame): unknown => JSON.parse(frame.data ?? 'null');
+/** Codes of the links the tests made, to their links.id: clicks are announced by link. */
+const linkIds = new Map<string, string>();
+
+async function linkIdOfCode(app: TestApp, code: string): Promise<string> {
+  const found = await app.runtime.db.query<{ id: string }>('SELECT id::text AS id FROM links WHERE code = $1', [code]);
+  const id = found.rows[0]?.id;
+  assert.ok(id !== undefined, `no link ${code}`);
+  return id;
+}
+
+/** A stored click of the link that has `code` (a made-up link id for a code without one). */
+function clickOf(code: string, overrides: Omit<Partial<EnrichedClick>, 'code' | 'at'> = {}): EnrichedClick {
+  return makeClick({ code, at: new Date(), ...(linkIds.has(code) ? { linkId: linkIds.get(code) } : {}), ...overrides });
+}
 
 for (const backend of BACKENDS) {
   describe(`event stream on one instance (${backend})`, await backendTestOptions(backend), () => {
@@ -50,6 +65,7 @@ for (const backend of BACKENDS) {
       for (const [alias, key] of [['live-a', ADMIN_KEY], ['live-m', memberA]] as const) {
         const created = await app.request({ method: 'POST', url: '/api/v1/links', body: { url: `https://example.com/${alias}`, alias }, key });
         assert.equal(created.statusCode, 201, created.body);
+        linkIds.set(alias, await linkIdOfCode(app, alias));
       }
     });
     after(async () => {
@@ -71,16 +87,16 @@ for (const backend of BACKENDS) {
       assert.equal(app.runtime.liveClicks.watched, 1);
 
       const clicks = [
-        makeClick({ code: 'live-a', at: new Date(), country: 'DE', referrerHost: 'news.example', ip: '203.0.113.9', visitor: 'ff'.repeat(16) }),
-        makeClick({ code: 'live-m', at: new Date() }),
-        makeClick({ code: 'live-a', at: new Date(), method: 'HEAD', bot: true, device: 'bot' }),
+        clickOf('live-a', { country: 'DE', referrerHost: 'news.example', ip: '203.0.113.9', visitor: 'ff'.repeat(16) }),
+        clickOf('live-m'),
+        clickOf('live-a', { method: 'HEAD', bot: true, device: 'bot' }),
       ];
       app.runtime.liveClicks.publish(clicks);
       await client.next((frame) => frame.id === clicks[2]?.id);
       const events = client.clicks();
       assert.deepEqual(
         events.map((frame) => ({ event: frame.event, id: frame.id, data: clickData(frame) })),
-        [clicks[0], clicks[2]].map((click) => ({ event: 'click', id: click?.id, data: click === undefined ? null : toLiveClick(click) })),
+        [clicks[0], clicks[2]].map((click) => ({ event: 'click', id: click?.id, data: click === undefined ? null : publicLiveClick(toLiveClick(click)) })),
       );
       assert.ok(!client.body.includes('203.0.113.9') && !client.body.includes('ff'.repeat(16)), 'neither the IP nor the visitor key is sent');
 
@@ -165,10 +181,10 @@ describe('Redis live click feed while Redis is unreachable', () => {
     const feed = new RedisLiveClickFeed(redis, { keys: cacheKeys('t-unreachable') });
     try {
       const seen: string[] = [];
-      const unsubscribe = feed.subscribe('down', (click) => seen.push(click.id));
-      const click = makeClick({ code: 'down', at: new Date() });
+      const unsubscribe = feed.subscribe(clickOf('down').linkId, (click) => seen.push(click.id));
+      const click = clickOf('down');
       await eventually(() => !redis.available, 'the connection to be known down');
-      feed.publish([click, makeClick({ code: 'elsewhere', at: new Date() })]);
+      feed.publish([click, clickOf('elsewhere')]);
       await eventually(() => seen.length === 1, 'local delivery');
       assert.deepEqual(seen, [click.id]);
       unsubscribe();
@@ -188,6 +204,7 @@ describe('event streams across instances (Redis)', await sharedTierTestOptions()
   before(async () => {
     pair = await startInstancePair({ runtime: { eventStreams: { heartbeatMs: 60_000 } } });
     await createLink(pair.a, { url: 'https://example.com/live-x', alias: 'live-x' });
+    linkIds.set('live-x', await linkIdOfCode(pair.a.app, 'live-x'));
   });
   after(async () => {
     for (const client of open) client.close();
@@ -209,23 +226,23 @@ describe('event streams across instances (Redis)', await sharedTierTestOptions()
 
   test('nobody watching: a writer publishes nothing', async () => {
     const feed = feedOf(pair.b);
-    feed.publish([makeClick({ code: 'live-x', at: new Date() })]);
+    feed.publish([clickOf('live-x')]);
     await eventually(() => feed.stats.unwatched === 1, 'the click to be skipped');
     assert.equal(feed.stats.published, 0);
   });
 
   test('a click announced on instance B reaches a stream on instance A, exactly once, and only its link', async () => {
     const client = await connect(pair.a, 'live-x');
-    await eventually(async () => (await members()).some((member) => member.endsWith(':live-x')), 'the watch to be registered');
+    await eventually(async () => (await members()).some((member) => member.endsWith(`:${linkIds.get('live-x')}`)), 'the watch to be registered');
     const writer = feedOf(pair.b);
-    await eventually(() => writer.publishes('live-x'), 'the writer to learn of the watch');
-    const clicks = [makeClick({ code: 'live-x', at: new Date() }), makeClick({ code: 'not-watched', at: new Date() }), makeClick({ code: 'live-x', at: new Date(), country: 'FR' })];
+    await eventually(() => writer.publishes(linkIds.get('live-x') ?? ''), 'the writer to learn of the watch');
+    const clicks = [clickOf('live-x'), clickOf('not-watched'), clickOf('live-x', { country: 'FR' })];
     const published = writer.stats.published;
     writer.publish(clicks);
     await client.next((frame) => frame.id === clicks[2]?.id);
     assert.deepEqual(
       client.clicks().map((frame) => clickData(frame)),
-      [clicks[0], clicks[2]].map((click) => (click === undefined ? null : toLiveClick(click))),
+      [clicks[0], clicks[2]].map((click) => (click === undefined ? null : publicLiveClick(toLiveClick(click)))),
     );
     await eventually(() => writer.stats.published === published + 1, 'one message for the watched link');
     client.close();
@@ -238,17 +255,135 @@ describe('event streams across instances (Redis)', await sharedTierTestOptions()
     const onB = await connect(pair.b, 'live-x');
     await eventually(async () => (await members()).length === 2, 'both watches');
     const writer = feedOf(pair.a);
-    await eventually(() => writer.publishes('live-x') || writer.watched > 0, 'the writer to publish the link');
-    const click = makeClick({ code: 'live-x', at: new Date() });
+    await eventually(() => writer.publishes(linkIds.get('live-x') ?? '') || writer.watched > 0, 'the writer to publish the link');
+    const click = clickOf('live-x');
     writer.publish([click]);
     await onA.next((frame) => frame.id === click.id);
     await onB.next((frame) => frame.id === click.id);
     onB.close();
     await eventually(async () => (await members()).length === 1, 'B\'s watch alone to go');
-    const later = makeClick({ code: 'live-x', at: new Date() });
+    const later = clickOf('live-x');
     feedOf(pair.b).publish([later]);
     await onA.next((frame) => frame.id === later.id);
     onA.close();
     await eventually(async () => (await members()).length === 0, 'every watch to go');
   });
+});
+
+describe('event streams stay authorized, on every instance (Redis, PostgreSQL)', await sharedTierTestOptions(), () => {
+  let pair: InstancePair;
+  const open: SseClient[] = [];
+
+  before(async () => {
+    pair = await startInstancePair({ runtime: { eventStreams: { heartbeatMs: 60_000, maxStreamsPerKey: 2 } } });
+  });
+  after(async () => {
+    for (const client of open) client.close();
+    await pair.close();
+  });
+
+  /** A member key made through instance A: its secret and its id. */
+  const member = async (name: string): Promise<{ key: string; id: string }> => {
+    const response = await pair.a.app.request({ method: 'POST', url: '/api/v1/keys', body: { name, role: 'member' } });
+    assert.equal(response.statusCode, 201, response.body);
+    return response.json<{ key: string; id: string }>();
+  };
+  const link = async (instance: InstancePair['a'], alias: string, key: string): Promise<string> => {
+    const response = await instance.app.request({ method: 'POST', url: '/api/v1/links', key, body: { url: `https://example.com/${alias}`, alias } });
+    assert.equal(response.statusCode, 201, response.body);
+    return linkIdOfCode(instance.app, alias);
+  };
+  const stream = async (instance: InstancePair['a'], code: string, key: string): Promise<SseClient> => {
+    const client = await SseClient.connect(`${instance.url}/api/v1/links/${code}/events`, bearer(key));
+    open.push(client);
+    assert.equal(client.status, 200, client.body);
+    await client.next((frame) => frame.comments.includes('connected'));
+    return client;
+  };
+  /** Resolves when the server has ended the stream; fails past the promised 5 s. */
+  const endsWithin5s = async (client: SseClient, what: string): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: the stream was still open after 5 s`)), 5000);
+    });
+    try {
+      await Promise.race([client.ended, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.match(client.body, /access to this link ended/);
+  };
+
+  test("a stream on B ends within 5 s of its key being revoked through A", async () => {
+    const owner = await member('revoked member');
+    await link(pair.a, 'auth-revoke', owner.key);
+    const client = await stream(pair.b, 'auth-revoke', owner.key);
+    const revoked = await pair.a.app.request({ method: 'DELETE', url: `/api/v1/keys/${owner.id}` });
+    assert.equal(revoked.statusCode, 204, revoked.body);
+    await endsWithin5s(client, 'revoked key');
+    await eventually(() => feedOf(pair.b).watched === 0, 'B to drop the watch');
+  });
+
+  test('a deleted link ends its streams on both instances; a later link with its code reaches only its own streams', async () => {
+    const first = await member('first owner');
+    const second = await member('second owner');
+    const oldId = await link(pair.a, 'auth-reuse', first.key);
+    const ownerStream = await stream(pair.a, 'auth-reuse', first.key);
+    const adminStream = await stream(pair.b, 'auth-reuse', ADMIN_KEY);
+    const deleted = await pair.b.app.request({ method: 'DELETE', url: '/api/v1/links/auth-reuse', key: first.key });
+    assert.equal(deleted.statusCode, 204, deleted.body);
+    await Promise.all([endsWithin5s(ownerStream, 'owner'), endsWithin5s(adminStream, 'admin')]);
+
+    const newId = await link(pair.b, 'auth-reuse', second.key);
+    assert.notEqual(newId, oldId);
+    const newStream = await stream(pair.a, 'auth-reuse', second.key);
+    // A late click of the deleted link and a click of the new one, announced from B.
+    const late = makeClick({ code: 'auth-reuse', linkId: oldId, at: new Date(), referrerHost: 'old.example' });
+    const fresh = makeClick({ code: 'auth-reuse', linkId: newId, at: new Date(), referrerHost: 'new.example' });
+    const writer = feedOf(pair.b);
+    // A writer follows the watches from its first announcement on.
+    writer.publish([makeClick({ code: 'nobody-watches', at: new Date() })]);
+    await eventually(() => writer.publishes(newId), 'B to learn of the new watch');
+    writer.publish([late, fresh]);
+    await newStream.next((frame) => frame.id === fresh.id);
+    assert.deepEqual(newStream.clicks().map((frame) => frame.id), [fresh.id]);
+    for (const ended of [ownerStream, adminStream]) assert.ok(!ended.body.includes(fresh.id) && !ended.body.includes(late.id));
+  });
+
+  test('a link given to another owner ends the old owner\'s stream', async () => {
+    const owner = await member('old owner');
+    const other = await member('new owner');
+    const id = await link(pair.a, 'auth-moved', owner.key);
+    const client = await stream(pair.b, 'auth-moved', owner.key);
+    // No API moves a link between keys; an operator can, in the store.
+    await pair.sql('UPDATE links SET owner_key_id = $1 WHERE id = $2', [other.id, id]);
+    await endsWithin5s(client, 'moved link');
+  });
+
+  test('a key holds at most EVENTS_MAX_STREAMS_PER_KEY streams per instance (429); a closed stream frees its slot', async () => {
+    const owner = await member('greedy member');
+    await link(pair.a, 'auth-limit', owner.key);
+    const first = await stream(pair.a, 'auth-limit', owner.key);
+    await stream(pair.a, 'auth-limit', owner.key);
+    const refused = await SseClient.connect(`${pair.a.url}/api/v1/links/auth-limit/events`, bearer(owner.key));
+    assert.equal(refused.status, 429);
+    assert.match(String(refused.headers['content-type']), /^application\/problem\+json/);
+    await refused.ended;
+    assert.equal((JSON.parse(refused.body) as { code: string }).code, 'too_many_streams_for_key');
+    assert.equal(refused.headers['retry-after'], '5');
+    // Another key is not held back by this one.
+    await stream(pair.a, 'auth-limit', ADMIN_KEY);
+    first.close();
+    await eventually(async () => {
+      const again = await SseClient.connect(`${pair.a.url}/api/v1/links/auth-limit/events`, bearer(owner.key));
+      open.push(again);
+      return again.status === 200;
+    }, 'the closed stream\'s slot to be free');
+  });
+
+  const feedOf = (instance: InstancePair['a']): RedisLiveClickFeed => {
+    const feed = instance.app.runtime.liveClicks;
+    assert.ok(feed instanceof RedisLiveClickFeed);
+    return feed;
+  };
 });

@@ -6,7 +6,7 @@ import { compactDay, compactRollups } from '../../src/analytics/rollup-compactio
 import { linkStats, type LinkStats } from '../../src/analytics/stats-query.js';
 import { openDatabase, type Database, type Queryable } from '../../src/storage/database.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
-import { clickRun, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
+import { clickRun, linkIdOf, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 const TABLES = ['link_clicks_minute', 'link_clicks_hour', 'link_clicks_day', 'link_breakdown_day', 'link_agents_day'];
@@ -31,7 +31,7 @@ async function everything(db: Queryable, code: string): Promise<LinkStats[]> {
     for (const interval of ['minute', 'hour', 'day'] as const) {
       const from = new Date(interval === 'minute' ? '2025-03-10T09:00:00Z' : DAY1);
       const to = new Date(interval === 'minute' ? '2025-03-11T01:00:00Z' : DAY3);
-      results.push(await linkStats(db, code, { from, to, interval, bots, top: 20 }));
+      results.push(await linkStats(db, linkIdOf(code), { from, to, interval, bots, top: 20 }));
     }
   }
   return results;
@@ -137,7 +137,7 @@ describe('rollup compaction while workers write the same day (postgres)', await 
     compacting = false;
     assert.ok((await compactor) >= 1);
     await compactDay(fresh.db, new Date(DAY1));
-    const stats = await linkStats(fresh.db, 'busy', { from: new Date(DAY1), to: new Date(DAY2), interval: 'hour', bots: 'include', top: 5 });
+    const stats = await linkStats(fresh.db, linkIdOf('busy'), { from: new Date(DAY1), to: new Date(DAY2), interval: 'hour', bots: 'include', top: 5 });
     assert.equal(stats.totals.clicks, 3000);
     const all = stats.countries.reduce((sum, entry) => sum + entry.clicks, 0);
     assert.equal(all, 3000);

@@ -7,7 +7,7 @@ import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { linkStats } from '../../src/analytics/stats-query.js';
 import { openDatabase, type Database, type Queryable } from '../../src/storage/database.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
-import { makeClick, visitor } from '../helpers/enriched-click-fixture.js';
+import { linkIdOf, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** The counts of a write, without the stored clicks themselves. */
@@ -31,7 +31,7 @@ async function count(db: Queryable, sql: string): Promise<number> {
 }
 
 const yearClicks = async (db: Queryable, code: string): Promise<number> =>
-  (await linkStats(db, code, { from: new Date('2023-01-01T00:00:00Z'), to: new Date('2027-01-01T00:00:00Z'), interval: 'day', bots: 'include', top: 1 })).totals.clicks;
+  (await linkStats(db, linkIdOf(code), { from: new Date('2023-01-01T00:00:00Z'), to: new Date('2027-01-01T00:00:00Z'), interval: 'day', bots: 'include', top: 1 })).totals.clicks;
 
 for (const backend of BACKENDS) {
   describe(`click_events partitions and retention (${backend})`, await backendTestOptions(backend), () => {
@@ -138,12 +138,12 @@ for (const backend of BACKENDS) {
       assert.ok(oldMinutes > 1, 'earlier tests left older minutes of other links too');
       assert.equal(await pruneMinuteRollups(fresh.db, new Date('2025-03-05T00:00:00Z')), oldMinutes);
       assert.equal(await count(fresh.db, `link_clicks_minute WHERE bucket < ${limit}`), 0);
-      assert.equal(await count(fresh.db, `link_clicks_minute WHERE code = '${pruneCode}'`), 1);
+      assert.equal(await count(fresh.db, `link_clicks_minute WHERE link_id = ${linkIdOf(pruneCode)}`), 1);
       assert.equal(await pruneVisitorSets(fresh.db, new Date('2025-03-05T00:00:00Z')), oldVisitors);
       assert.equal(await count(fresh.db, `link_visitors WHERE day < ${limit}`), 0);
       assert.equal(await count(fresh.db, `link_visitors WHERE day = '2025-03-05T00:00:00Z'`), 1);
-      assert.equal(await count(fresh.db, `link_clicks_hour WHERE code = '${pruneCode}'`), 2);
-      const stats = await linkStats(fresh.db, pruneCode, { from: new Date('2025-03-01T00:00:00Z'), to: new Date('2025-03-06T00:00:00Z'), interval: 'day', bots: 'include', top: 1 });
+      assert.equal(await count(fresh.db, `link_clicks_hour WHERE link_id = ${linkIdOf(pruneCode)}`), 2);
+      const stats = await linkStats(fresh.db, linkIdOf(pruneCode), { from: new Date('2025-03-01T00:00:00Z'), to: new Date('2025-03-06T00:00:00Z'), interval: 'day', bots: 'include', top: 1 });
       assert.deepEqual(stats.totals, { clicks: 2, uniques: 2 });
       // Visitor sets outlive the salts (two days) by two more days.
       assert.equal(oldestKeptVisitorDay(Date.parse('2025-03-10T15:00:00Z')).toISOString(), '2025-03-06T00:00:00.000Z');

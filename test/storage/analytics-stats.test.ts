@@ -10,7 +10,7 @@ import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { linkStats, MAX_SERIES_POINTS, StatsQueryError, type LinkStatsOptions } from '../../src/analytics/stats-query.js';
 import { openDatabase, type Database } from '../../src/storage/database.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
-import { makeClick, visitor } from '../helpers/enriched-click-fixture.js';
+import { linkIdOf, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 const DB_TIME_ZONE = 'Asia/Kolkata';
@@ -78,7 +78,7 @@ for (const backend of BACKENDS) {
     });
 
     test('by day, bots excluded: series, totals, uniques and every breakdown', async () => {
-      const stats = await linkStats(db, 'stats', { ...DAYS, interval: 'day', bots: 'exclude', top: 10 });
+      const stats = await linkStats(db, linkIdOf('stats'), { ...DAYS, interval: 'day', bots: 'exclude', top: 10 });
       assert.deepEqual(stats, {
         range: { from: '2025-03-10T00:00:00.000Z', to: '2025-03-13T00:00:00.000Z', interval: 'day' },
         days: { from: '2025-03-10T00:00:00.000Z', to: '2025-03-13T00:00:00.000Z' },
@@ -116,7 +116,7 @@ for (const backend of BACKENDS) {
     });
 
     test('by day, bots included', async () => {
-      const stats = await linkStats(db, 'stats', { ...DAYS, interval: 'day', bots: 'include', top: 10 });
+      const stats = await linkStats(db, linkIdOf('stats'), { ...DAYS, interval: 'day', bots: 'include', top: 10 });
       assert.deepEqual(stats.totals, { clicks: 8, uniques: 5 });
       assert.deepEqual(stats.series, series('2025-03-10T00:00:00Z', DAY, [6, 1, 1]));
       assert.deepEqual(stats.referrers, [
@@ -152,7 +152,7 @@ for (const backend of BACKENDS) {
     });
 
     test('top N keeps the N largest of each breakdown', async () => {
-      const stats = await linkStats(db, 'stats', { ...DAYS, interval: 'day', bots: 'include', top: 2 });
+      const stats = await linkStats(db, linkIdOf('stats'), { ...DAYS, interval: 'day', bots: 'include', top: 2 });
       assert.deepEqual(stats.referrers, [
         { value: 'google.com', clicks: 4 },
         { value: null, clicks: 2 },
@@ -166,19 +166,19 @@ for (const backend of BACKENDS) {
 
     test('by hour: the range widens to whole hours, empty hours are zero', async () => {
       const options = { from: new Date('2025-03-10T09:30:00Z'), to: new Date('2025-03-10T12:00:00Z'), interval: 'hour' as const, top: 3 };
-      const human = await linkStats(db, 'stats', { ...options, bots: 'exclude' });
+      const human = await linkStats(db, linkIdOf('stats'), { ...options, bots: 'exclude' });
       assert.deepEqual(human.range, { from: '2025-03-10T09:00:00.000Z', to: '2025-03-10T12:00:00.000Z', interval: 'hour' });
       assert.deepEqual(human.series, series('2025-03-10T09:00:00Z', HOUR, [0, 3, 1]));
       assert.deepEqual(human.totals, { clicks: 4, uniques: 3 });
       assert.deepEqual(human.days, { from: '2025-03-10T00:00:00.000Z', to: '2025-03-11T00:00:00.000Z' });
-      const all = await linkStats(db, 'stats', { ...options, bots: 'include' });
+      const all = await linkStats(db, linkIdOf('stats'), { ...options, bots: 'include' });
       // The bot click at 10:59:59.999 is in the 10:00 hour.
       assert.deepEqual(all.series, series('2025-03-10T09:00:00Z', HOUR, [0, 4, 1]));
       assert.deepEqual(all.totals, { clicks: 5, uniques: 4 });
     });
 
     test('by minute, with gaps, and a range ending inside a minute', async () => {
-      const stats = await linkStats(db, 'stats', {
+      const stats = await linkStats(db, linkIdOf('stats'), {
         from: new Date('2025-03-10T10:00:00Z'),
         to: new Date('2025-03-10T10:04:00Z'),
         interval: 'minute',
@@ -187,7 +187,7 @@ for (const backend of BACKENDS) {
       });
       assert.deepEqual(stats.series, series('2025-03-10T10:00:00Z', MINUTE, [2, 0, 1, 0]));
       assert.equal(stats.totals.clicks, 3);
-      const partial = await linkStats(db, 'stats', {
+      const partial = await linkStats(db, linkIdOf('stats'), {
         from: new Date('2025-03-10T10:00:30Z'),
         to: new Date('2025-03-10T10:02:00.001Z'),
         interval: 'minute',
@@ -199,7 +199,7 @@ for (const backend of BACKENDS) {
     });
 
     test('UTC day edges: the last millisecond of a day and the first of the next', async () => {
-      const stats = await linkStats(db, 'stats', {
+      const stats = await linkStats(db, linkIdOf('stats'), {
         from: new Date('2025-03-09T00:00:00Z'),
         to: new Date('2025-03-12T00:00:00Z'),
         interval: 'day',
@@ -207,7 +207,7 @@ for (const backend of BACKENDS) {
         top: 1,
       });
       assert.deepEqual(stats.series, series('2025-03-09T00:00:00Z', DAY, [1, 6, 1]));
-      const late = await linkStats(db, 'stats', {
+      const late = await linkStats(db, linkIdOf('stats'), {
         from: new Date('2025-03-10T23:00:00Z'),
         to: new Date('2025-03-11T01:00:00Z'),
         interval: 'hour',
@@ -218,7 +218,7 @@ for (const backend of BACKENDS) {
     });
 
     test('a link or a range without clicks: zeros everywhere', async () => {
-      const stats = await linkStats(db, 'nobody', { ...DAYS, interval: 'day', bots: 'include', top: 5 });
+      const stats = await linkStats(db, linkIdOf('nobody'), { ...DAYS, interval: 'day', bots: 'include', top: 5 });
       assert.deepEqual(stats.totals, { clicks: 0, uniques: 0 });
       assert.deepEqual(stats.series, series('2025-03-10T00:00:00Z', DAY, [0, 0, 0]));
       assert.deepEqual([stats.referrers, stats.countries, stats.browsers, stats.os, stats.devices], [[], [], [], [], []]);
@@ -226,11 +226,11 @@ for (const backend of BACKENDS) {
 
     test('refuses ranges of too many points, empty or reversed ranges and a bad top, with a typed error', async () => {
       const from = new Date('2025-03-01T00:00:00Z');
-      const ok = await linkStats(db, 'stats', { from, to: new Date(from.getTime() + MAX_SERIES_POINTS * MINUTE), interval: 'minute', bots: 'include', top: 1 });
+      const ok = await linkStats(db, linkIdOf('stats'), { from, to: new Date(from.getTime() + MAX_SERIES_POINTS * MINUTE), interval: 'minute', bots: 'include', top: 1 });
       assert.equal(ok.series.length, MAX_SERIES_POINTS);
       const refused = (options: Partial<LinkStatsOptions>, reason: string) =>
         assert.rejects(
-          linkStats(db, 'stats', { from, to: new Date(from.getTime() + DAY), interval: 'hour', bots: 'include', top: 5, ...options }),
+          linkStats(db, linkIdOf('stats'), { from, to: new Date(from.getTime() + DAY), interval: 'hour', bots: 'include', top: 5, ...options }),
           (error: unknown) => error instanceof StatsQueryError && error.reason === reason,
           reason,
         );
@@ -261,17 +261,17 @@ for (const backend of BACKENDS) {
       ];
       await writeBatch(db, [...others, ...ties]);
       const pages: EnrichedClick[][] = [];
-      for await (const page of exportClicks(db, 'export', { from: new Date('2025-03-20T08:00:00Z'), to: new Date('2025-03-20T10:00:00Z'), pageSize: 2 })) {
+      for await (const page of exportClicks(db, linkIdOf('export'), { from: new Date('2025-03-20T08:00:00Z'), to: new Date('2025-03-20T10:00:00Z'), pageSize: 2 })) {
         pages.push(page);
       }
       const expected = [...[...ties].sort((a, b) => (a.id < b.id ? -1 : 1)), others[1], others[2]];
       assert.deepEqual(pages.map((page) => page.length), [2, 2, 1]);
       assert.deepEqual(pages.flat(), expected);
       const all: EnrichedClick[] = [];
-      for await (const page of exportClicks(db, 'export', { from: new Date(0), to: new Date('2030-01-01T00:00:00Z'), pageSize: 7 })) all.push(...page);
+      for await (const page of exportClicks(db, linkIdOf('export'), { from: new Date(0), to: new Date('2030-01-01T00:00:00Z'), pageSize: 7 })) all.push(...page);
       assert.equal(all.length, 7);
       const none: EnrichedClick[][] = [];
-      for await (const page of exportClicks(db, 'nobody', { ...DAYS })) none.push(page);
+      for await (const page of exportClicks(db, linkIdOf('nobody'), { ...DAYS })) none.push(page);
       assert.deepEqual(none, []);
     });
   });

@@ -4,7 +4,7 @@ import { ROLLUP_SHARDS, writeBatch, type WriteBatchResult } from '../../src/anal
 import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { openDatabase, type Database, type Queryable } from '../../src/storage/database.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
-import { clickRun, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
+import { clickRun, linkIdOf, makeClick, visitor } from '../helpers/enriched-click-fixture.js';
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 
 /** The counts of a write, without the stored clicks themselves. */
@@ -22,19 +22,19 @@ interface Totals {
 /** Everything stored for a code, summed over shards and buckets: "human/bot". */
 async function totals(db: Queryable, code: string): Promise<Totals> {
   const sum = async (table: string): Promise<string> => {
-    const row = (await db.query<{ h: string; b: string }>(`SELECT coalesce(sum(human), 0)::text AS h, coalesce(sum(bot), 0)::text AS b FROM ${table} WHERE code = $1`, [code])).rows[0];
+    const row = (await db.query<{ h: string; b: string }>(`SELECT coalesce(sum(human), 0)::text AS h, coalesce(sum(bot), 0)::text AS b FROM ${table} WHERE link_id = $1`, [linkIdOf(code)])).rows[0];
     return `${row?.h}/${row?.b}`;
   };
   const events = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events WHERE code = $1', [code]);
   const visitors = await db.query<{ v: string; h: string }>(
-    'SELECT coalesce(sum(visitors), 0)::text AS v, coalesce(sum(human_visitors), 0)::text AS h FROM link_clicks_day WHERE code = $1',
-    [code],
+    'SELECT coalesce(sum(visitors), 0)::text AS v, coalesce(sum(human_visitors), 0)::text AS h FROM link_clicks_day WHERE link_id = $1',
+    [linkIdOf(code)],
   );
   const breakdown = await db.query<{ dimension: string; h: string; b: string }>(
-    `SELECT dimension, sum(human)::text AS h, sum(bot)::text AS b FROM link_breakdown_day WHERE code = $1 GROUP BY dimension
-     UNION ALL SELECT 'agents', sum(human)::text, sum(bot)::text FROM link_agents_day WHERE code = $1 HAVING count(*) > 0
+    `SELECT dimension, sum(human)::text AS h, sum(bot)::text AS b FROM link_breakdown_day WHERE link_id = $1 GROUP BY dimension
+     UNION ALL SELECT 'agents', sum(human)::text, sum(bot)::text FROM link_agents_day WHERE link_id = $1 HAVING count(*) > 0
      ORDER BY 1`,
-    [code],
+    [linkIdOf(code)],
   );
   return {
     events: events.rows[0]?.n ?? -1,
@@ -156,7 +156,7 @@ for (const backend of BACKENDS) {
     test('a failed batch leaves nothing behind, and its redelivery counts once', async () => {
       // The failure comes after the raw events are inserted, in the same transaction.
       await fresh.db.query(`CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.code = 'boom' THEN RAISE EXCEPTION 'simulated crash'; END IF; RETURN NEW; END $$`);
+        BEGIN IF NEW.link_id = ${linkIdOf('boom')} THEN RAISE EXCEPTION 'simulated crash'; END IF; RETURN NEW; END $$`);
       await fresh.db.query('CREATE TRIGGER refuse_boom BEFORE INSERT ON link_breakdown_day FOR EACH ROW EXECUTE FUNCTION refuse_boom()');
       const clicks = clickRun('crash', 50);
       const poisoned = [...clicks.slice(0, 30), makeClick({ code: 'boom', at: '2025-03-10T10:00:00Z' })];
@@ -201,7 +201,7 @@ for (const backend of BACKENDS) {
       for (let shard = 0; shard < ROLLUP_SHARDS; shard += 1) {
         await writeBatch(fresh.db, clicks.slice(shard * 20, shard * 20 + 20), { shard });
       }
-      const shards = await fresh.db.query<{ shard: number }>("SELECT DISTINCT shard FROM link_clicks_hour WHERE code = 'sharded' ORDER BY shard");
+      const shards = await fresh.db.query<{ shard: number }>("SELECT DISTINCT shard FROM link_clicks_hour WHERE link_id = $1 ORDER BY shard", [linkIdOf('sharded')]);
       assert.deepEqual(shards.rows.map((row) => row.shard), [0, 1, 2, 3, 4, 5, 6, 7]);
       assert.deepEqual(await totals(fresh.db, 'sharded'), expectedTotals(clicks));
       await assert.rejects(writeBatch(fresh.db, clicks, { shard: ROLLUP_SHARDS }), RangeError);
@@ -216,13 +216,13 @@ for (const backend of BACKENDS) {
         makeClick({ code, at: '2025-03-11T00:00:00.000Z' }),
       ], { shard: 0 });
       const minute = await fresh.db.query<{ bucket: Date; human: string; bot: string }>(
-        `SELECT bucket, human::text, bot::text FROM link_clicks_minute WHERE code = $1 ORDER BY bucket`, [code]);
+        `SELECT bucket, human::text, bot::text FROM link_clicks_minute WHERE link_id = $1 ORDER BY bucket`, [linkIdOf(code)]);
       assert.deepEqual(minute.rows.map((row) => [row.bucket.toISOString(), row.human, row.bot]), [
         ['2025-03-10T23:59:00.000Z', '1', '1'],
         ['2025-03-11T00:00:00.000Z', '1', '0'],
       ]);
       const day = await fresh.db.query<{ bucket: Date; human: string; bot: string }>(
-        `SELECT bucket, human::text, bot::text FROM link_clicks_day WHERE code = $1 ORDER BY bucket`, [code]);
+        `SELECT bucket, human::text, bot::text FROM link_clicks_day WHERE link_id = $1 ORDER BY bucket`, [linkIdOf(code)]);
       assert.deepEqual(day.rows.map((row) => [row.bucket.toISOString(), row.human, row.bot]), [
         ['2025-03-10T00:00:00.000Z', '1', '1'],
         ['2025-03-11T00:00:00.000Z', '1', '0'],

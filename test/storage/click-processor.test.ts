@@ -1,3 +1,4 @@
+import { linkIdOf } from '../helpers/enriched-click-fixture.js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -18,7 +19,7 @@ const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KH
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 
 function event(code: string, at: number, overrides: Partial<IdentifiedClickEvent> = {}): IdentifiedClickEvent {
-  return { id: uuidv7(), code, at: new Date(at), method: 'GET', referrer: 'https://news.example/a', userAgent: CHROME, ip: '203.0.113.7', ...overrides };
+  return { id: uuidv7(), linkId: linkIdOf(code), code, at: new Date(at), method: 'GET', referrer: 'https://news.example/a', userAgent: CHROME, ip: '203.0.113.7', ...overrides };
 }
 
 async function partitions(db: Queryable): Promise<string[]> {
@@ -43,7 +44,7 @@ for (const backend of BACKENDS) {
       const now = Date.now();
       const live = new MemoryLiveClickFeed();
       const seen: LiveClick[] = [];
-      const unsubscribe = live.subscribe('proc', (click) => seen.push(click));
+      const unsubscribe = live.subscribe(linkIdOf('proc'), (click) => seen.push(click));
       const lags: number[] = [];
       const processor = new ClickProcessor({
         db: fresh.db,
@@ -70,11 +71,11 @@ for (const backend of BACKENDS) {
       assert.deepEqual(seen.map((click) => click.bot).sort(), [false, false, true, true]);
       assert.deepEqual(lags.sort((a, b) => a - b), [0.3, 0.4, 0.5, 1, 1.5]);
 
-      const stats = await linkStats(fresh.db, 'proc', { from: new Date(now - DAY_MS), to: new Date(now + 1), interval: 'day', bots: 'exclude', top: 5 });
+      const stats = await linkStats(fresh.db, linkIdOf('proc'), { from: new Date(now - DAY_MS), to: new Date(now + 1), interval: 'day', bots: 'exclude', top: 5 });
       // Two humans (the bot agent and the HEAD are bots), two visitors among them.
       assert.deepEqual(stats.totals, { clicks: 2, uniques: 2 });
       assert.deepEqual(stats.referrers, [{ value: 'news.example', clicks: 2 }]);
-      const withBots = await linkStats(fresh.db, 'proc', { from: new Date(now - DAY_MS), to: new Date(now + 1), interval: 'day', bots: 'include', top: 5 });
+      const withBots = await linkStats(fresh.db, linkIdOf('proc'), { from: new Date(now - DAY_MS), to: new Date(now + 1), interval: 'day', bots: 'include', top: 5 });
       assert.equal(withBots.totals.clicks, 4);
     });
 
@@ -96,6 +97,7 @@ for (const backend of BACKENDS) {
         db: fresh.db,
         salts: new DatabaseVisitorSalts(fresh.db, { now: () => now }),
         retentionDays: 60,
+        deletedLinkRetentionDays: 7,
         logger: silent,
         now: () => now,
       });
@@ -107,7 +109,7 @@ for (const backend of BACKENDS) {
       // An old click (more than 60 days before `now`), in a month that gets its partition.
       const old = Date.parse('2026-02-10T08:00:00.000Z');
       await processor.handle([{ ...event('kept', old), ip: null }]);
-      await new AnalyticsMaintenance({ db: fresh.db, salts: new DatabaseVisitorSalts(fresh.db), retentionDays: 0, logger: silent, now: () => old }).prepare();
+      await new AnalyticsMaintenance({ db: fresh.db, salts: new DatabaseVisitorSalts(fresh.db), retentionDays: 0, deletedLinkRetentionDays: 7, logger: silent, now: () => old }).prepare();
       assert.ok((await partitions(fresh.db)).includes('click_events_p202602'));
 
       await maintenance.runOnce();
@@ -115,7 +117,7 @@ for (const backend of BACKENDS) {
       assert.ok((await partitions(fresh.db)).includes('click_events_p202605'));
       const raw = await fresh.db.query(`SELECT 1 FROM click_events WHERE code = 'kept'`);
       assert.equal(raw.rowCount, 0);
-      const stats = await linkStats(fresh.db, 'kept', { from: new Date(old - DAY_MS), to: new Date(old + DAY_MS), interval: 'day', bots: 'include', top: 5 });
+      const stats = await linkStats(fresh.db, linkIdOf('kept'), { from: new Date(old - DAY_MS), to: new Date(old + DAY_MS), interval: 'day', bots: 'include', top: 5 });
       assert.equal(stats.totals.clicks, 1, 'rollups outlive the raw clicks');
       await maintenance.close();
     });

@@ -116,7 +116,7 @@ for (const backend of ORDER) {
         assert.equal(stored.passwordProtected, true);
         assert.ok(!JSON.stringify(await links.findByCode('pw00001')).includes('scrypt'));
         assert.equal(await links.passwordHash(stored.id), 'scrypt$14$8$1$c2FsdA$aGFzaA');
-        const cleared = await links.update('pw00001', { passwordHash: null }, null);
+        const cleared = await links.update('pw00001', { passwordHash: null }, null, null);
         assert.equal(cleared?.passwordProtected, false);
         assert.equal(await links.passwordHash(stored.id), null);
       });
@@ -266,7 +266,7 @@ for (const backend of ORDER) {
     describe('LinkRepository update and delete', () => {
       test('update without an expected version applies and bumps the version', async () => {
         const created = await links.insert(newLink('up00001', { title: 'old', tags: ['a'] }));
-        const updated = await links.update('up00001', { title: 'new', tags: ['b', 'c'], redirectType: 301 }, null);
+        const updated = await links.update('up00001', { title: 'new', tags: ['b', 'c'], redirectType: 301 }, null, null);
         assert.ok(updated !== null);
         assert.equal(updated.version, created.version + 1);
         assert.equal(updated.title, 'new');
@@ -279,7 +279,7 @@ for (const backend of ORDER) {
 
       test('fields can be set back to null', async () => {
         await links.insert(newLink('up00002', { title: 't', expiresAt: new Date(Date.now() + 60_000), maxVisits: 3, fallbackUrl: 'https://f.example/' }));
-        const updated = await links.update('up00002', { title: null, expiresAt: null, maxVisits: null, fallbackUrl: null }, null);
+        const updated = await links.update('up00002', { title: null, expiresAt: null, maxVisits: null, fallbackUrl: null }, null, null);
         assert.equal(updated?.title, null);
         assert.equal(updated?.expiresAt, null);
         assert.equal(updated?.maxVisits, null);
@@ -288,31 +288,40 @@ for (const backend of ORDER) {
 
       test('update with the current version applies; with a stale one matches nothing', async () => {
         const created = await links.insert(newLink('up00003'));
-        const updated = await links.update('up00003', { disabled: true }, created.version);
+        const updated = await links.update('up00003', { disabled: true }, created.version, null);
         assert.equal(updated?.version, created.version + 1);
         assert.equal(updated?.disabled, true);
-        assert.equal(await links.update('up00003', { disabled: false }, created.version), null);
+        assert.equal(await links.update('up00003', { disabled: false }, created.version, null), null);
         assert.equal((await links.findByCode('up00003'))?.disabled, true, 'the stale update changed nothing');
       });
 
       test('concurrent updates with one expected version: exactly one wins', async () => {
         const created = await links.insert(newLink('up00004'));
         const results = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => links.update('up00004', { title: `writer ${i}` }, created.version)),
+          Array.from({ length: 10 }, (_, i) => links.update('up00004', { title: `writer ${i}` }, created.version, null)),
         );
         assert.equal(results.filter((result) => result !== null).length, 1);
         assert.equal((await links.findByCode('up00004'))?.version, created.version + 1);
       });
 
       test('update of an unknown code is null', async () => {
-        assert.equal(await links.update('no-such', { title: 'x' }, null), null);
+        assert.equal(await links.update('no-such', { title: 'x' }, null, null), null);
       });
 
-      test('delete removes once', async () => {
-        await links.insert(newLink('del0001'));
-        assert.equal(await links.delete('del0001'), true);
+      test('delete removes once, and records the link for the purge of its analytics', async () => {
+        const created = await links.insert(newLink('del0001'));
+        assert.equal(await links.delete('del0001', null), created.id);
         assert.equal(await links.findByCode('del0001'), null);
-        assert.equal(await links.delete('del0001'), false);
+        assert.equal(await links.delete('del0001', null), null);
+        const recorded = await fresh.db.query<{ code: string }>('SELECT code FROM deleted_links WHERE link_id = $1', [created.id]);
+        assert.deepEqual(recorded.rows, [{ code: 'del0001' }]);
+      });
+
+      test('update and delete with an owner touch only that owner\'s link, in the statement that checks it', async () => {
+        const created = await links.insert(newLink('own0001', { ownerKeyId: null }));
+        assert.equal(await links.update('own0001', { title: 'x' }, null, 'someone-else'), null);
+        assert.equal(await links.delete('own0001', 'someone-else'), null);
+        assert.equal((await links.findByCode('own0001'))?.id, created.id, 'the link of another owner is untouched');
       });
     });
 
@@ -352,7 +361,7 @@ for (const backend of ORDER) {
         await allowed(links.consumeVisit(link.id));
         await allowed(links.consumeVisit(link.id));
         assert.equal(await allowed(links.consumeVisit(link.id)), false);
-        await links.update('cv00004', { maxVisits: 3 }, null);
+        await links.update('cv00004', { maxVisits: 3 }, null, null);
         assert.equal(await allowed(links.consumeVisit(link.id)), true);
         assert.equal(await allowed(links.consumeVisit(link.id)), false);
       });

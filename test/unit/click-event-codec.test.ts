@@ -50,6 +50,53 @@ function refused(body: string | Uint8Array, reason: ClickCodecFailure, field: st
   return result.error;
 }
 
+describe('click event codec: version 2 carries the link', () => {
+  const linked = (overrides: Partial<IdentifiedClickEvent> = {}): IdentifiedClickEvent => event({ linkId: '42', ...overrides });
+
+  test('an event with its link is written as v2, linkId after id', () => {
+    assert.equal(
+      encodeClickEvent(linked()),
+      `{"v":2,"id":"01954e5a-4c00-7abc-8def-0123456789ab","linkId":"42","code":"abc123","at":"2025-03-01T10:00:00.000Z","method":"GET",` +
+        `"referrer":"https://news.example/item?id=1","userAgent":${JSON.stringify(CHROME)},"ip":"203.0.113.7"}`,
+    );
+    const decoded = decodeClickEvent(encodeClickEvent(linked()));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.event, linked());
+  });
+
+  test('v1 events (left in a queue or spool by the version before) are still read, without a link', () => {
+    const decoded = decodeClickEvent(encodeClickEvent(event()));
+    assert.ok(decoded.ok);
+    assert.equal(decoded.event.linkId, undefined);
+    assert.equal('linkId' in decoded.event, false);
+  });
+
+  test('v2 requires a well-formed linkId; v1 refuses one', () => {
+    const v2 = JSON.parse(encodeClickEvent(linked())) as Record<string, unknown>;
+    for (const linkId of [undefined, null, 42, '0', '-1', '01', '1.5', '12345678901234567890', 'abc']) {
+      const body = { ...v2, linkId };
+      if (linkId === undefined) delete body.linkId;
+      refused(JSON.stringify(body), 'invalid_field', 'linkId');
+    }
+    refused(JSON.stringify(wire({ linkId: '42' })), 'unknown_field', 'linkId');
+  });
+
+  test('a batch may mix versions', () => {
+    const body = `[${encodeClickEvent(event())},${encodeClickEvent(linked({ id: '01954e5a-4c00-7abc-8def-0123456789ac' }))}]`;
+    const decoded = decodeClickBatch(body);
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.events.map((e) => e.linkId), [undefined, '42']);
+    assert.equal(decoded.rejected.length, 0);
+  });
+
+  test('the redirect path writes the link it resolved', () => {
+    const click = clickFrom({ id: '7', code: 'promo' }, 'GET', {}, undefined);
+    assert.equal(click.linkId, '7');
+    assert.equal(click.code, 'promo');
+    assert.match(encodeClickEvent(click), /^\{"v":2,/);
+  });
+});
+
 describe('click event codec: round trips', () => {
   test('the v1 wire form is compact JSON with a fixed key order', () => {
     assert.equal(
@@ -103,18 +150,18 @@ describe('click event codec: strict decoding', () => {
     for (const body of ['null', '1', '"event"', 'true', '[]', `[${encodeClickEvent(event())}]`]) refused(body, 'not_an_event', null);
   });
 
-  test('a missing version is malformed; any version but 1 is unknown', () => {
+  test('a missing version is malformed; any version but 1 and 2 is unknown', () => {
     assert.match(refused(JSON.stringify(without('v')), 'invalid_field', 'v').message, /missing/);
-    for (const v of [2, 0, -1, 1.5, '1', null, true, [1]]) {
+    for (const v of [3, 0, -1, 1.5, '1', null, true, [1]]) {
       const error = refused(JSON.stringify(wire({ v })), 'unknown_version', 'v');
       assert.match(error.message, /not one this build reads/);
     }
   });
 
   test('an unknown version is refused before its fields are judged', () => {
-    // A v2 event may legitimately have fields v1 does not know: it is dead-lettered as
+    // A v3 event may legitimately have fields v2 does not know: it is dead-lettered as
     // unknown_version, to be replayed by a newer worker, not as malformed.
-    refused(JSON.stringify({ v: 2, id: 'whatever', country: 'NL' }), 'unknown_version', 'v');
+    refused(JSON.stringify({ v: 3, id: 'whatever', country: 'NL' }), 'unknown_version', 'v');
   });
 
   test('a key version 1 does not have', () => {
@@ -256,7 +303,7 @@ describe('click event codec: encoding refuses what it could not decode', () => {
 describe('ids of click events', () => {
   test('the redirect path gives every click its own UUIDv7 when it builds it', () => {
     const before = Date.now();
-    const clicks = Array.from({ length: 1000 }, () => clickFrom('abc', 'GET', { 'user-agent': CHROME }, '203.0.113.7'));
+    const clicks = Array.from({ length: 1000 }, () => clickFrom({ id: '1', code: 'abc' }, 'GET', { 'user-agent': CHROME }, '203.0.113.7'));
     const after = Date.now();
     const ids = clicks.map((click) => click.id);
     assert.equal(new Set(ids).size, ids.length);

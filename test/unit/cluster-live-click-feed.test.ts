@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { WorkerChannel } from '../../src/cache/cluster-invalidation.js';
 import { ClusterLiveClickFeed, readLiveMessage, relayLiveClicks } from '../../src/live/cluster-live-click-feed.js';
 import type { LiveClick } from '../../src/live/live-click-feed.js';
-import { makeClick } from '../helpers/enriched-click-fixture.js';
+import { linkIdOf, makeClick } from '../helpers/enriched-click-fixture.js';
 
 /** Worker channels joined by a primary that relays what this feed sends, synchronously. */
 function cluster(count: number): { channels: WorkerChannel[]; sent: unknown[] } {
@@ -29,13 +29,13 @@ function cluster(count: number): { channels: WorkerChannel[]; sent: unknown[] } 
   return { channels, sent };
 }
 
-test('a click stored by one process reaches the streams of another, and only for watched codes', async () => {
+test('a click stored by one process reaches the streams of another, and only for watched links', async () => {
   let now = 1_000_000;
   const { channels, sent } = cluster(2);
   const [a, b] = channels.map((channel, i) => new ClusterLiveClickFeed(channel, { pid: 100 + i, now: () => now, watchTtlMs: 30_000 }));
   assert.ok(a !== undefined && b !== undefined);
   const seen: LiveClick[] = [];
-  const stop = a.subscribe('watched', (click) => seen.push(click));
+  const stop = a.subscribe(linkIdOf('watched'), (click) => seen.push(click));
 
   b.publish([makeClick({ code: 'watched', at: new Date(now) }), makeClick({ code: 'nobody', at: new Date(now) })]);
   assert.deepEqual(seen.map((click) => click.code), ['watched']);
@@ -57,7 +57,7 @@ test('a click stored by one process reaches the streams of another, and only for
 });
 
 test('malformed messages are not relayed or read', () => {
-  const click = { id: 'x', code: 'c', at: '2025-01-01T00:00:00.000Z', method: 'GET', bot: false, country: null, referrerHost: null, browser: null, os: null, device: 'desktop' };
+  const click = { id: 'x', linkId: '1', code: 'c', at: '2025-01-01T00:00:00.000Z', method: 'GET', bot: false, country: null, referrerHost: null, browser: null, os: null, device: 'desktop' };
   assert.notEqual(readLiveMessage({ kind: 'shunt:live-clicks', pid: 1, clicks: [click] }), null);
   for (const bad of [
     null,
@@ -65,10 +65,22 @@ test('malformed messages are not relayed or read', () => {
     { kind: 'shunt:live-clicks', clicks: [click] },
     { kind: 'shunt:live-clicks', pid: 1, clicks: [{ ...click, device: 'toaster' }] },
     { kind: 'shunt:live-clicks', pid: 1, clicks: [{ ...click, method: 'POST' }] },
+    { kind: 'shunt:live-clicks', pid: 1, clicks: [{ ...click, linkId: undefined }] },
     { kind: 'shunt:live-watch', pid: 1, codes: [1] },
     { kind: 'shunt:invalidate', pid: 1, codes: ['c'] },
   ]) {
     assert.equal(readLiveMessage(bad), null, JSON.stringify(bad));
     assert.equal(relayLiveClicks(bad, []), false);
   }
+});
+
+test('streams follow a link, not its code: a later link with the same code is another feed', async () => {
+  const { channels } = cluster(2);
+  const [a, b] = channels.map((channel, i) => new ClusterLiveClickFeed(channel, { pid: 200 + i }));
+  assert.ok(a !== undefined && b !== undefined);
+  const seen: LiveClick[] = [];
+  a.subscribe('41', (click) => seen.push(click));
+  b.publish([makeClick({ code: 'promo', linkId: '42', at: new Date() }), makeClick({ code: 'promo', linkId: '41', at: new Date() })]);
+  assert.deepEqual(seen.map((click) => click.linkId), ['41']);
+  await Promise.all([a.close(), b.close()]);
 });

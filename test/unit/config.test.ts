@@ -60,11 +60,13 @@ describe('loadConfig: defaults', () => {
       batchSize: 500,
       storeRawIp: false,
       retentionDays: 395,
+      deletedLinkRetentionDays: 7,
       spoolDir: 'data/spool',
       spoolMaxBytes: 1024 ** 3,
     });
     assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100, concurrency: 2 });
     assert.deepEqual(config.exports, { syncMaxRows: 10_000, ttlHours: 24 });
+    assert.deepEqual(config.events, { maxStreams: 1000, maxStreamsPerKey: 10 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
     assert.equal(config.shutdownTimeoutMs, 10_000);
     assert.equal(config.shutdownDelayMs, 0);
@@ -182,10 +184,12 @@ describe('loadConfig: every variable is parsed', () => {
       trustedProxies: ['10.0.0.0/8', '192.168.1.1', '::1', 'fd00::/8'],
       cache: { maxEntries: 0, ttlSeconds: 5, redisTtlSeconds: 600, negativeTtlSeconds: 15 },
       workers: 3,
-      clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
+      clicks: { enabled: false, flushIntervalMs: 250, batchSize: 50, storeRawIp: true, retentionDays: 30, deletedLinkRetentionDays: 7, spoolDir: '/var/spool/shunt', spoolMaxBytes: 10_485_760 },
       worker: { batchSize: 1000, batchWaitMs: 50, concurrency: 3 },
       exports: { syncMaxRows: 500, ttlHours: 2 },
       sessions: { ttlHours: 3 },
+      idempotencyClaimLeaseSeconds: 60,
+      events: { maxStreams: 1000, maxStreamsPerKey: 10 },
       http: { bodyLimitBytes: 65536, permanentRedirectMaxAge: 0, keepAliveTimeoutMs: 5000 },
       shutdownTimeoutMs: 30_000,
       shutdownDelayMs: 5000,

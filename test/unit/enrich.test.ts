@@ -14,7 +14,7 @@ import {
   visitorKey,
   type VisitorSalts,
 } from '../../src/analytics/visitor.js';
-import type { IdentifiedClickEvent } from '../../src/clicks/click-event.js';
+import type { AttributedClickEvent } from '../../src/clicks/click-event.js';
 
 const UA = {
   chromeWindows: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
@@ -46,9 +46,10 @@ const UA = {
 const NOW = Date.parse('2025-03-01T12:00:00.000Z');
 const SALT = Buffer.alloc(32, 7);
 
-function click(overrides: Partial<IdentifiedClickEvent> = {}): IdentifiedClickEvent {
+function click(overrides: Partial<AttributedClickEvent> = {}): AttributedClickEvent {
   return {
     id: '01954e5a-4c00-7abc-8def-0123456789ab',
+    linkId: '7',
     code: 'abc123',
     at: new Date(NOW),
     method: 'GET',
@@ -295,6 +296,7 @@ describe('enriched click', () => {
     const event = click({ referrer: 'https://News.Example/a?b', userAgent: UA.safariIphone, ip: '193.0.6.139' });
     const expected: EnrichedClick = {
       id: event.id,
+      linkId: '7',
       code: 'abc123',
       at: event.at,
       method: 'GET',

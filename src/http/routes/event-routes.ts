@@ -6,14 +6,15 @@ import { AppError } from '../../shared/errors.js';
 import type { AppDeps } from '../app-deps.js';
 import { EventStreamSchema } from '../analytics-schemas.js';
 import { EventStreams } from '../event-streams.js';
+import { publicLiveClick } from '../../live/live-click-feed.js';
 import { requireActor } from '../gateway.js';
 import { PROBLEM_CONTENT_TYPE } from '../problem.js';
 import { CodeParamsSchema, ProblemSchema } from '../schemas.js';
 import { ownedLink } from './owned-link.js';
 
 export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
-  const { links, analytics, readiness, metrics } = deps;
-  const streams = new EventStreams(analytics.events);
+  const { links, analytics, readiness, metrics, logger } = deps;
+  const streams = new EventStreams(analytics.events, { db: analytics.db, logger });
   new Gauge({
     name: 'shunt_event_streams',
     help: 'Open event streams (GET /api/v1/links/{code}/events) on this instance',
@@ -42,13 +43,17 @@ export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
           'Authentication is the `Authorization: Bearer` header, as everywhere: a browser\'s `EventSource` cannot send it, so use a ' +
           'fetch-based client (fetch() and a ReadableStream reader, or a library built on them). Keys are never accepted in the URL, ' +
           'where proxies and access logs would keep them. The stream starts at the moment of connection: `Last-Event-ID` is not ' +
-          `replayed (the stats count every click). Each instance holds at most ${analytics.events.maxStreams} streams; past that it ` +
-          'answers 503 `too_many_streams` with Retry-After. A proxy in front must not buffer the response (nginx: proxy_buffering off, ' +
+          `replayed (the stats count every click). A key may hold ${analytics.events.maxStreamsPerKey} streams on an instance ` +
+          '(EVENTS_MAX_STREAMS_PER_KEY); past that it is answered 429 `too_many_streams_for_key` until one of them closes. Each instance ' +
+          `holds at most ${analytics.events.maxStreams} streams (EVENTS_MAX_STREAMS); past that it answers 503 \`too_many_streams\` with ` +
+          'Retry-After. The stream ends (with a comment) within a few seconds of its key being revoked or its link being deleted or ' +
+          'given to another owner, whichever instance made the change. A proxy in front must not buffer the response (nginx: proxy_buffering off, ' +
           'or the X-Accel-Buffering: no header this answer carries).',
         tag: 'links',
         auth: true,
         responses: {
           200: { description: 'The event stream; it ends only when the client or the server closes it', schema: EventStreamSchema, contentType: 'text/event-stream', headers: ['Cache-Control'] },
+          429: { description: 'This key holds as many streams on this instance as it may', schema: ProblemSchema, contentType: PROBLEM_CONTENT_TYPE, headers: ['Retry-After'] },
           503: { description: 'Too many open streams on this instance, or it is shutting down', schema: ProblemSchema, contentType: PROBLEM_CONTENT_TYPE, headers: ['Retry-After'] },
         },
       },
@@ -57,6 +62,12 @@ export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
     const actor = requireActor(request);
     if (readiness.draining) throw new AppError('shutting_down', { detail: 'This instance is shutting down; reconnect', headers: { 'Retry-After': '1' } });
     const link = await ownedLink(links, request.params.code, actor);
+    if (streams.fullFor(actor.keyId)) {
+      throw new AppError('too_many_streams_for_key', {
+        detail: `This key holds ${analytics.events.maxStreamsPerKey} event streams on this instance already; close one first`,
+        headers: { 'Retry-After': '5' },
+      });
+    }
     if (streams.full) {
       throw new AppError('too_many_streams', {
         detail: `This instance holds ${analytics.events.maxStreams} event streams already; retry, another instance may take it`,
@@ -75,8 +86,8 @@ export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
     });
-    const stream = streams.start(reply.raw);
+    const stream = streams.start(reply.raw, { keyId: actor.keyId, linkId: link.id });
     if (!stream.open) return;
-    stream.onEnd(analytics.liveClicks.subscribe(link.code, (click) => stream.send('click', click.id, JSON.stringify(click))));
+    stream.onEnd(analytics.liveClicks.subscribe(link.id, (click) => stream.send('click', click.id, JSON.stringify(publicLiveClick(click)))));
   });
 }

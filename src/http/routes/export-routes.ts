@@ -50,9 +50,9 @@ function visible(job: ExportJob | null, actor: Actor): job is ExportJob {
   return job !== null && (actor.role === 'admin' || job.ownerKeyId === actor.keyId);
 }
 
-async function* csvFile(db: Queryable, code: string, from: Date, to: Date, includeIp: boolean): AsyncGenerator<string> {
+async function* csvFile(db: Queryable, linkId: string, from: Date, to: Date, includeIp: boolean): AsyncGenerator<string> {
   yield csvHeader(includeIp);
-  for await (const page of exportClicks(db, code, { from, to })) yield csvRows(page, includeIp);
+  for await (const page of exportClicks(db, linkId, { from, to })) yield csvRows(page, includeIp);
 }
 
 const attachment = (name: string): string => `attachment; filename="${name}"`;
@@ -87,21 +87,21 @@ export function exportRoutes(app: FastifyInstance, deps: AppDeps): void {
     const { from, to } = resolveRange(request.query, Date.now());
     const link = await ownedLink(links, request.params.code, actor);
     void reply.header('Cache-Control', 'private, no-store');
-    if ((await estimateClicks(analytics.db, link.code, from, to)) > config.exports.syncMaxRows) {
+    if ((await estimateClicks(analytics.db, link.id, from, to)) > config.exports.syncMaxRows) {
       if ((await analytics.exports.countUnfinished(actor.keyId)) >= MAX_UNFINISHED_EXPORTS_PER_KEY) {
         throw new AppError('rate_limited', {
           detail: `This key has ${MAX_UNFINISHED_EXPORTS_PER_KEY} exports waiting or running; ask again once one is done`,
           headers: { 'Retry-After': '10' },
         });
       }
-      const job = await analytics.exports.create({ code: link.code, ownerKeyId: actor.keyId, from, to });
+      const job = await analytics.exports.create({ linkId: link.id, code: link.code, ownerKeyId: actor.keyId, from, to });
       return reply.code(202).header('Location', `/api/v1/exports/${job.id}`).send(jobJson(job));
     }
     // Streamed page by page: a failure before the first page is still a problem answer.
     return reply
       .type(CSV_TYPE)
       .header('Content-Disposition', attachment(csvFileName(link.code, from, to)))
-      .send(Readable.from(csvFile(analytics.db, link.code, from, to, includeIp), { objectMode: false }));
+      .send(Readable.from(csvFile(analytics.db, link.id, from, to, includeIp), { objectMode: false }));
   });
 
   app.get<{ Params: { id: string } }>('/exports/:id', {

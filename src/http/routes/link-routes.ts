@@ -4,8 +4,9 @@ import { AppError } from '../../shared/errors.js';
 import { isCode } from '../../links/code-shape.js';
 import type { AppDeps } from '../app-deps.js';
 import { requireActor } from '../gateway.js';
+import type { Link } from '../../links/link.js';
 import { sendRevalidated } from '../etag.js';
-import { respondIdempotently } from '../idempotency.js';
+import { respondIdempotently, respondIdempotentlyInTransaction } from '../idempotency.js';
 import { problemBody, toAppError } from '../problem.js';
 import {
   BulkCreateSchema, BulkResultSchema, CodeParamsSchema, LinkCreateSchema, LinkPageSchema, LinkPatchSchema, LinkSchema,
@@ -14,7 +15,13 @@ import {
 import { bodyValidator } from '../validation.js';
 import { etagFor, ifNoneMatchHits, toLinkJson, versionFromIfMatch } from './link-json.js';
 
-const IDEMPOTENCY_HEADER = { name: 'Idempotency-Key', description: 'Retries with the same key and body get the first answer again (24 h).' };
+const IDEMPOTENCY_HEADER = {
+  name: 'Idempotency-Key',
+  description:
+    'Retries with the same key and body get the first answer again (24 h). A bulk create commits all its items with its answer, or ' +
+    'nothing: a retry after a failure creates each item once. A request that never answered (its server died) frees its key after ' +
+    'IDEMPOTENCY_CLAIM_LEASE_SECONDS; until then a retry gets 409 `idempotency_in_progress`.',
+};
 
 function assertCode(code: string): void {
   // Anything that cannot be a code (control characters, NUL, over-long) is simply not found.
@@ -57,24 +64,33 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   }, async (request, reply) => {
     const actor = requireActor(request);
-    return respondIdempotently(idempotency, actor, request, reply, async () => {
-      const items: unknown[] = [];
-      // One at a time: keeps input order and bounds the load one request puts on the store.
-      for (const [index, item] of request.body.links.entries()) {
-        try {
-          const invalid = validateItem(item);
-          if (invalid !== null) {
-            throw toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` }));
+    const codes = await links.reserveCodes(request.body.links.filter((item) => (item as { alias?: unknown }).alias === undefined).length);
+    const created: Link[] = [];
+    // All the items and the stored answer commit together: a retry after a failure part-way
+    // (nothing committed) creates them again once, a retry after success replays them.
+    return respondIdempotentlyInTransaction(idempotency, actor, request, reply, {
+      produce: async (tx) => {
+        const items: unknown[] = [];
+        created.length = 0;
+        // One at a time: keeps input order and bounds the load one request puts on the store.
+        for (const [index, item] of request.body.links.entries()) {
+          try {
+            const invalid = validateItem(item);
+            if (invalid !== null) {
+              throw toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` }));
+            }
+            const link = await links.createWithin(tx, item as LinkCreateBody, actor, codes);
+            created.push(link);
+            items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
+          } catch (error) {
+            const problem = toAppError(error);
+            if (problem.status >= 500) throw error;
+            items.push({ status: problem.status, problem: problemBody(problem) });
           }
-          const link = await links.create(item as LinkCreateBody, actor);
-          items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
-        } catch (error) {
-          const problem = toAppError(error);
-          if (problem.status >= 500) throw error;
-          items.push({ status: problem.status, problem: problemBody(problem) });
         }
-      }
-      return { status: 200, body: { items } };
+        return { status: 200, body: { items } };
+      },
+      afterCommit: () => links.announceCreated(created),
     });
   });
 

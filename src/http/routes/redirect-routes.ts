@@ -66,14 +66,14 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps, responder: R
   /** Writes a decision; consumes the visit of a visit-limited link first. */
   function answer(request: FastifyRequest, reply: FastifyReply, code: string, link: Link | null, decision: RedirectDecision, status?: number): Promise<void> | void {
     if (decision.kind !== 'redirect') {
-      responder.answer(request.raw, raw(reply), request.id, request.ip, code, decision);
+      responder.answer(request.raw, raw(reply), request.id, request.ip, link, decision);
       return;
     }
     if (INVALID_HEADER_CHAR.test(decision.location)) {
       throw new AppError('malformed_request', { detail: 'The query string cannot be forwarded in a Location header' });
     }
     const send = (): void => {
-      responder.redirect(request.raw, raw(reply), request.id, request.ip, code, status ?? decision.status, decision.location, status === undefined ? decision.cacheControl : NO_STORE);
+      responder.redirect(request.raw, raw(reply), request.id, request.ip, link, status ?? decision.status, decision.location, status === undefined ? decision.cacheControl : NO_STORE);
     };
     // Only visit-limited links pay a write: the limit must hold exactly under concurrency.
     if (decision.limited && link !== null) {

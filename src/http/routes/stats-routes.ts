@@ -64,7 +64,7 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
     const link = await ownedLink(links, request.params.code, actor);
     // Rollups are written to the primary; a replica could answer with a lagging count.
     const [stats, imported] = await Promise.all([
-      linkStats(analytics.db, link.code, options),
+      linkStats(analytics.db, link.id, options),
       new LinkImportRepository(analytics.db).importedClicks(link.id),
     ]);
     return sendRevalidated(request, reply, { ...stats, totals: { ...stats.totals, imported } });
