@@ -9,8 +9,15 @@ export interface MetricSources {
   /** Null without read replicas. */
   replicaStats: () => { replicaReads: number; primaryReads: number; fencedReads: number } | null;
   clickBuffer: () => number;
-  dbPool: () => { total: number; idle: number; waiting: number };
+  dbPool: () => { total: number; idle: number; waiting: number; max: number };
 }
+
+/**
+ * prom-client's default gauges that end in `_total`, a suffix Prometheus keeps for counters
+ * (`promtool check metrics` flags them). Each has a sibling broken down by `type` whose sum
+ * is the same figure, so dropping them loses nothing.
+ */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export class Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void {
@@ -31,7 +38,10 @@ export class Metrics {
   readonly clickWriteFailures: Counter;
 
   constructor(sources: MetricSources, options: { defaultMetrics: boolean }) {
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'shunt_' });
+    if (options.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'shunt_' });
+      for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(`shunt_${name}`);
+    }
     this.requestDuration = new Histogram({
       name: 'shunt_http_request_duration_seconds',
       help: 'HTTP request latency by route and status',
@@ -167,6 +177,14 @@ export class Metrics {
         this.set({ state: 'total' }, pool.total);
         this.set({ state: 'idle' }, pool.idle);
         this.set({ state: 'waiting' }, pool.waiting);
+      },
+    });
+    new Gauge({
+      name: 'shunt_db_pool_max_connections',
+      help: 'Connections the database pool may open at most',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.dbPool().max);
       },
     });
   }
