@@ -107,7 +107,9 @@ export class Metrics {
         }
       },
     });
-    new Gauge({
+    // Only with Redis: an unlabelled gauge always has a sample, and a 0 here would read as an
+    // open circuit on an instance that has no Redis at all.
+    if (sources.redisStats() !== null) new Gauge({
       name: 'shunt_redis_up',
       help: 'Redis circuit: 1 closed (in use), 0.5 probing, 0 open (falling back)',
       registers: [this.registry],
