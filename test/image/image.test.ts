@@ -105,7 +105,9 @@ describe('Container image', options, () => {
       Entrypoint?: string[];
     };
     // Podman reports the health check beside the config, Docker inside it.
-    const healthcheck = JSON.parse(podman('image', 'inspect', tag, '--format', '{{json .Healthcheck}}')) as { Test?: string[] } | null;
+    type Check = { Test?: string[] };
+    const [inspected] = JSON.parse(podman('image', 'inspect', tag)) as { Healthcheck?: Check; Config?: { Healthcheck?: Check } }[];
+    const healthcheck = inspected?.Healthcheck ?? inspected?.Config?.Healthcheck;
     assert.equal(config.User, 'node');
     assert.deepEqual(Object.keys(config.Volumes ?? {}), ['/var/lib/shunt']);
     assert.equal(config.StopSignal, 'SIGTERM');
