@@ -9,8 +9,15 @@ export interface MetricSources {
   /** Null without read replicas. */
   replicaStats: () => { replicaReads: number; primaryReads: number; fencedReads: number } | null;
   clickBuffer: () => number;
-  dbPool: () => { total: number; idle: number; waiting: number };
+  dbPool: () => { total: number; idle: number; waiting: number; max: number };
 }
+
+/**
+ * prom-client's default gauges that end in `_total`, a suffix Prometheus keeps for counters
+ * (`promtool check metrics` flags them). Each has a sibling broken down by `type` whose sum
+ * is the same figure, so dropping them loses nothing.
+ */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export class Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void {
@@ -33,11 +40,7 @@ export class Metrics {
   constructor(sources: MetricSources, options: { defaultMetrics: boolean }) {
     if (options.defaultMetrics) {
       collectDefaultMetrics({ register: this.registry, prefix: 'shunt_' });
-      // Gauges named `_total` break the naming rules (promtool flags them) and only repeat
-      // the sum of the same gauge by type: sum(shunt_nodejs_active_handles) gives it.
-      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
-        this.registry.removeSingleMetric(`shunt_nodejs_${name}`);
-      }
+      for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(`shunt_${name}`);
     }
     this.requestDuration = new Histogram({
       name: 'shunt_http_request_duration_seconds',
@@ -104,7 +107,9 @@ export class Metrics {
         }
       },
     });
-    new Gauge({
+    // Only with Redis: an unlabelled gauge always has a sample, and a 0 here would read as an
+    // open circuit on an instance that has no Redis at all.
+    if (sources.redisStats() !== null) new Gauge({
       name: 'shunt_redis_up',
       help: 'Redis circuit: 1 closed (in use), 0.5 probing, 0 open (falling back)',
       registers: [this.registry],
@@ -174,6 +179,14 @@ export class Metrics {
         this.set({ state: 'total' }, pool.total);
         this.set({ state: 'idle' }, pool.idle);
         this.set({ state: 'waiting' }, pool.waiting);
+      },
+    });
+    new Gauge({
+      name: 'shunt_db_pool_max_connections',
+      help: 'Connections the database pool may open at most',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.dbPool().max);
       },
     });
   }

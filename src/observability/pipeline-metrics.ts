@@ -13,6 +13,7 @@ export interface PublisherStats {
   publishFailures: number;
   spooledEvents: number;
   spoolBytes: number;
+  spoolMaxBytes: number;
   droppedEvents: number;
 }
 
@@ -64,6 +65,15 @@ export class PipelineMetrics {
       registers,
       collect() {
         this.set(source.publisher()?.spoolBytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'shunt_click_spool_max_bytes',
+      help: 'Bound of the on-disk spool (CLICKS_SPOOL_MAX_BYTES): past it, click batches are dropped',
+      registers,
+      collect() {
+        const publisher = source.publisher();
+        if (publisher !== null) this.set(publisher.spoolMaxBytes);
       },
     });
     new Gauge({

@@ -85,6 +85,7 @@ export class ThreadClickRecorder implements ClickRecorder {
       publishFailures: this.failures,
       spooledEvents: spool.events,
       spoolBytes: spool.bytes,
+      spoolMaxBytes: this.options.spoolMaxBytes,
       droppedEvents: spool.dropped,
     };
   }

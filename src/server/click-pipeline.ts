@@ -107,7 +107,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           logger,
         })
       : null;
-  if (publisher !== null) publisherStats = () => publisher.stats;
+  if (publisher !== null) publisherStats = () => ({ ...publisher.stats, spoolMaxBytes: config.clicks.spoolMaxBytes });
   // In ROLE=all on PostgreSQL the consumer and its writes get a thread (and a pool) of their
   // own, so they never hold up the redirects this process answers (ADR 0010).
   const consumerThread =

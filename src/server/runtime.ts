@@ -175,7 +175,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         redisStats: () => (redis === null ? null : { ...redis.stats, state: redis.breaker.state }),
         replicaStats: () => router?.stats ?? null,
         clickBuffer: () => pipeline.recorder.buffered,
-        dbPool: () => db.poolStats(),
+        dbPool: () => ({ ...db.poolStats(), max: db.kind === 'embedded' ? 1 : config.database.poolSize }),
       },
       { defaultMetrics: options.defaultMetrics ?? true },
     );

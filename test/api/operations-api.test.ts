@@ -177,6 +177,9 @@ describe('operations endpoints (embedded)', await backendTestOptions('embedded')
     for (const state of ['total', 'idle', 'waiting']) {
       assert.ok(sample(text, 'shunt_db_pool_connections', { state }) !== undefined, `shunt_db_pool_connections{state="${state}"}`);
     }
+    const max = sample(text, 'shunt_db_pool_max_connections');
+    const total = sample(text, 'shunt_db_pool_connections', { state: 'total' });
+    assert.ok(max !== undefined && total !== undefined && max >= 1 && total <= max, `pool ${total} of at most ${max}`);
   });
 });
 
