@@ -69,7 +69,7 @@ export interface RuntimeOptions {
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger(config);
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize });
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, resilience: config.database });
   const replicas: Database[] = [];
   try {
     const applied = await prepareStore(db, config, logger);
@@ -240,7 +240,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
 /** Opens each replica into `into` (so a failure part-way still closes the ones opened). */
 async function openReplicas(config: Config, into: Database[]): Promise<Database[]> {
   for (const url of config.database.replicaUrls) {
-    into.push(await openDatabase({ url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, applicationName: 'shunt-replica-reader' }));
+    into.push(await openDatabase({ url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, applicationName: 'shunt-replica-reader', resilience: config.database }));
   }
   return into;
 }
