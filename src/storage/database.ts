@@ -34,7 +34,7 @@ export interface DatabaseOptions {
 
 export type DatabaseResilience = Pick<PostgresPoolOptions, 'connectTimeoutMs' | 'statementTimeoutMs' | 'breakerThreshold' | 'breakerCooldownMs' | 'onStateChange'>;
 
-const DEFAULT_RESILIENCE: DatabaseResilience = { connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 };
+const DEFAULT_RESILIENCE: DatabaseResilience = { connectTimeoutMs: 500, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url !== undefined) {

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { amqpReachable, deleteClickTopology, eventually, SHARED_AMQP_URL, uniqueQueue } from '../helpers/amqp.js';
 import { IN_CI } from '../helpers/backends.js';
-import { OutageLoad, type OutageLoadResult } from '../helpers/outage-load.js';
+import { createLinks, OutageLoad, outageEnv, storedClicks, type OutageLoadResult } from '../helpers/outage-load.js';
 import { postgresServerMissing, startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.js';
 import { startShunt, type ShuntProcess } from '../helpers/process.js';
 
@@ -81,21 +81,11 @@ describe('the database goes away', options, () => {
         for (const [role, shunt] of instances) assert.equal(shunt.child.exitCode, null, `ROLE=${role} died: ${shunt.stderr().slice(-2000)}`);
       };
 
-      const storedClicks = async (): Promise<{ raw: number; rollup: number }> => {
-        const result = await sql.query<{ raw: number; rollup: number }>(
-          `SELECT (SELECT count(*)::int FROM click_events) AS raw,
-                  (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_day) AS rollup`,
-        );
-        const row = result.rows[0];
-        assert.ok(row !== undefined);
-        return row;
-      };
-
       /** Every redirect served is stored, once: the count reaches it and stays there. */
       const assertClicksStoredOnce = async (): Promise<void> => {
-        await eventually(`${served} clicks stored`, async () => (await storedClicks().catch(() => ({ raw: -1 }))).raw >= served, 90_000);
+        await eventually(`${served} clicks stored`, async () => (await storedClicks(sql).catch(() => ({ raw: -1 }))).raw >= served, 90_000);
         await sleep(2000);
-        assert.deepEqual(await storedClicks(), { raw: served, rollup: served }, 'clicks lost or doubled');
+        assert.deepEqual(await storedClicks(sql), { raw: served, rollup: served }, 'clicks lost or doubled');
       };
 
       before(async () => {
@@ -105,34 +95,16 @@ describe('the database goes away', options, () => {
         sql.on('error', () => undefined);
         queue = uniqueQueue();
         const env = (role: Role): Record<string, string> => ({
-          DATABASE_URL: url,
+          ...outageEnv(url, ADMIN),
           ...(queueMode === 'rabbitmq' ? { AMQP_URL: SHARED_AMQP_URL, AMQP_QUEUE: queue } : {}),
           ROLE: role,
-          ADMIN_API_KEY: ADMIN,
-          NODE_ENV: 'production',
-          WORKERS: '1',
-          LOG_LEVEL: 'fatal',
-          RATE_LIMIT_IP_PER_MINUTE: '10000000',
-          RATE_LIMIT_KEY_PER_MINUTE: '10000000',
-          CACHE_TTL_SECONDS: '3600',
-          CLICK_FLUSH_INTERVAL_MS: '100',
           DATABASE_POOL_SIZE: '4',
           CLICKS_SPOOL_DIR: join(dir, `spool-${queueMode}-${role}`),
         });
         // ROLE=all first: it creates the schema the others then find.
         instances.set('all', await startShunt(env('all')));
         await Promise.all(ROLES.slice(1).map(async (role) => instances.set(role, await startShunt(env(role)))));
-        codes = [];
-        for (let i = 0; i < 20; i += 1) {
-          const response = await fetch(`${of('api').url}/api/v1/links`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ url: `https://example.com/cached/${i}` }),
-          });
-          const body = await response.text();
-          assert.equal(response.status, 201, body);
-          codes.push((JSON.parse(body) as { code: string }).code);
-        }
+        codes = await createLinks(of('api').url, ADMIN, 20, 'cached');
         // Twice on each instance: the second answer comes from its in-process cache.
         for (const base of targets().redirects) {
           for (const code of [...codes, ...codes]) {

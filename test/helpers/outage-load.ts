@@ -25,7 +25,7 @@ export interface OutageLoadResult {
   created: number;
   unavailable: number;
   createFailures: string[];
-  /** performance.now() of each successful create, to time the recovery. */
+  /** performance.now() at which each successful create was sent, to time the recovery. */
   createdAt: number[];
 }
 
@@ -85,7 +85,7 @@ export class OutageLoad {
         const took = performance.now() - started;
         if (response.status === 201) {
           this.result.created += 1;
-          this.result.createdAt.push(performance.now());
+          this.result.createdAt.push(started);
         } else if (response.status === 503 && took <= 1000 && response.headers.get('retry-after') !== null && response.headers.get('content-type')?.startsWith('application/problem+json') === true) {
           this.result.unavailable += 1;
           // A client honouring Retry-After would wait longer; a short pause keeps the lane probing.
@@ -100,4 +100,44 @@ export class OutageLoad {
       }
     }
   }
+}
+
+/** Environment of a Shunt process under an outage test: no rate limits, links cached for an hour, quick click flushes. */
+export function outageEnv(databaseUrl: string, adminKey: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    ADMIN_API_KEY: adminKey,
+    NODE_ENV: 'production',
+    WORKERS: '1',
+    LOG_LEVEL: 'fatal',
+    RATE_LIMIT_IP_PER_MINUTE: '10000000',
+    RATE_LIMIT_KEY_PER_MINUTE: '10000000',
+    CACHE_TTL_SECONDS: '3600',
+    CLICK_FLUSH_INTERVAL_MS: '100',
+  };
+}
+
+/** Creates `count` links through the API; their codes. */
+export async function createLinks(base: string, apiKey: string, count: number, path: string): Promise<string[]> {
+  const codes: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const response = await fetch(`${base}/api/v1/links`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: `https://example.com/${path}/${i}` }),
+    });
+    const body = await response.text();
+    if (response.status !== 201) throw new Error(`create answered ${response.status}: ${body}`);
+    codes.push((JSON.parse(body) as { code: string }).code);
+  }
+  return codes;
+}
+
+/** Raw click events and the daily rollup's total: equal to the redirects served when nothing was lost or doubled. */
+export async function storedClicks(sql: { query: (text: string) => Promise<{ rows: unknown[] }> }): Promise<{ raw: number; rollup: number }> {
+  const result = await sql.query(
+    `SELECT (SELECT count(*)::int FROM click_events) AS raw,
+            (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_day) AS rollup`,
+  );
+  return (result.rows[0] as { raw: number; rollup: number } | undefined) ?? { raw: -1, rollup: -1 };
 }
