@@ -268,7 +268,7 @@ export function loadConfig(env: Env = process.env): Config {
       replicaUrls,
       dataDir,
       poolSize: read.int('DATABASE_POOL_SIZE', 10, 1, 1000),
-      connectTimeoutMs: read.int('DATABASE_CONNECT_TIMEOUT_MS', 500, 50, 600_000),
+      connectTimeoutMs: read.int('DATABASE_CONNECT_TIMEOUT_MS', 1000, 50, 600_000),
       statementTimeoutMs: read.int('DATABASE_STATEMENT_TIMEOUT_MS', 15_000, 100, 3_600_000),
       breakerThreshold: read.int('DATABASE_BREAKER_THRESHOLD', 3, 1, 1000),
       breakerCooldownMs: read.int('DATABASE_BREAKER_COOLDOWN_MS', 1000, 50, 600_000),

@@ -33,6 +33,7 @@ import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js
 import { RedisConnection } from '../redis/redis-connection.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { ReplicaRouter } from '../storage/replica-router.js';
+import { waitForDatabase } from '../storage/wait-for-database.js';
 import { currentWalLsn } from '../storage/wal.js';
 import { createClickPipeline } from './click-pipeline.js';
 import { prepareStore } from './prepare-store.js';
@@ -69,9 +70,16 @@ export interface RuntimeOptions {
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger(config);
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, resilience: config.database });
+  const db = await openDatabase({
+    url: config.database.url,
+    dataDir: config.database.dataDir,
+    poolSize: config.database.poolSize,
+    // Logged here, once per change, rather than once per request it turns away.
+    resilience: { ...config.database, onStateChange: (state) => logger[state === 'closed' ? 'info' : 'warn']({ state }, `database circuit ${state}`) },
+  });
   const replicas: Database[] = [];
   try {
+    await waitForDatabase(db, { timeoutMs: 30_000, onWait: (error) => logger.warn({ err: error }, 'waiting for the database') });
     const applied = await prepareStore(db, config, logger);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
@@ -159,6 +167,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         replicaStats: () => router?.stats ?? null,
         clickBuffer: () => pipeline.recorder.buffered,
         dbPool: () => db.poolStats(),
+        dbBreaker: () => db.breakerState?.() ?? null,
       },
       { defaultMetrics: options.defaultMetrics ?? true },
     );

@@ -4,6 +4,7 @@
  * thread of its own (embedded-store.ts, ADR 0010).
  */
 import pg from 'pg';
+import type { BreakerState } from '../redis/circuit-breaker.js';
 import { openPostgresPool, type PostgresPoolOptions } from './postgres-pool.js';
 
 export type Row = Record<string, unknown>;
@@ -20,6 +21,8 @@ export interface Database extends Queryable {
   ping(): Promise<void>;
   close(): Promise<void>;
   readonly poolStats: () => { total: number; idle: number; waiting: number };
+  /** PostgreSQL only: the circuit in front of the pool (ADR 0016). */
+  readonly breakerState?: () => BreakerState;
 }
 
 export interface DatabaseOptions {
@@ -34,7 +37,7 @@ export interface DatabaseOptions {
 
 export type DatabaseResilience = Pick<PostgresPoolOptions, 'connectTimeoutMs' | 'statementTimeoutMs' | 'breakerThreshold' | 'breakerCooldownMs' | 'onStateChange'>;
 
-const DEFAULT_RESILIENCE: DatabaseResilience = { connectTimeoutMs: 500, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 };
+const DEFAULT_RESILIENCE: DatabaseResilience = { connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url !== undefined) {

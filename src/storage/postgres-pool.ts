@@ -27,11 +27,7 @@ export interface PostgresPoolOptions {
   onStateChange?: (state: BreakerState) => void;
 }
 
-export interface PostgresDatabase extends Database {
-  readonly breakerState: () => BreakerState;
-}
-
-export function openPostgresPool(options: PostgresPoolOptions): PostgresDatabase {
+export function openPostgresPool(options: PostgresPoolOptions): Database {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,

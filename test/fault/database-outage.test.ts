@@ -163,6 +163,8 @@ describe('the database goes away', options, () => {
           assert.equal(ready.status, 503, `ROLE=${role} reports the database in /readyz`);
           await ready.arrayBuffer();
         }
+        const metrics = await (await fetch(`${of('api').url}/metrics`)).text();
+        assert.match(metrics, /^shunt_database_up 0$/m, 'the open circuit shows in /metrics');
         // A redirect that needs the database (an unknown code) is 503 too, not 500.
         const uncached = await fetch(`${of('redirect').url}/neverseen42`, { redirect: 'manual' });
         await uncached.arrayBuffer();
@@ -184,6 +186,7 @@ describe('the database goes away', options, () => {
         for (const role of ROLES) {
           await eventually(`ROLE=${role} ready again`, async () => (await fetch(`${of(role).url}/readyz`)).ok, 15_000);
         }
+        assert.match(await (await fetch(`${of('api').url}/metrics`)).text(), /^shunt_database_up 1$/m);
         await assertClicksStoredOnce();
         assertAlive();
       });

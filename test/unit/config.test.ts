@@ -44,7 +44,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.port, 8080);
     assert.equal(config.baseUrl.href, 'http://localhost:8080/');
-    assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10, connectTimeoutMs: 500, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 });
+    assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10, connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 });
     assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000, keyPrefix: 'shunt' });
     assert.equal(config.workers, 1);
     assert.deepEqual(config.amqp, { url: undefined, queue: 'shunt.clicks', prefetch: 64, confirmTimeoutMs: 5000 });
