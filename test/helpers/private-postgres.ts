@@ -3,7 +3,8 @@
  * for tests that stop, restart or cut the database: never the shared one on 5432.
  * PostgreSQL refuses to run as root, so the servers run as the `postgres` OS user.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,16 @@ export function asPostgres(command: string, args: string[]): void {
   execFileSync(wrapped[0], [...wrapped[1]], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/**
+ * The same, without blocking: a test that times its requests must not freeze its own event
+ * loop while pg_ctl waits for the server.
+ */
+export async function asPostgresAsync(command: string, args: string[]): Promise<void> {
+  const bin = POSTGRES_BIN ?? '';
+  if (process.getuid?.() === 0) await promisify(execFile)('runuser', ['-u', 'postgres', '--', join(bin, command), ...args]);
+  else await promisify(execFile)(join(bin, command), args);
+}
+
 /** A temp dir the `postgres` user may write in. */
 export function postgresTempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -44,8 +55,8 @@ export interface PrivatePostgres {
   url(database: string): string;
   createDatabase(name: string): Promise<string>;
   /** `pg_ctl stop -m immediate`: every backend dies at once, as in a crash. */
-  stop(): void;
-  start(): void;
+  stop(): Promise<void>;
+  start(): Promise<void>;
   /** Ends every session of `applicationName*` on the server, as pg_terminate_backend does. */
   terminate(applicationName: string): Promise<number>;
   close(): void;
@@ -57,11 +68,11 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const port = await freePort();
   const url = (database: string): string => `postgres://postgres@127.0.0.1:${port}/${database}`;
   const options = ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', `port=${port}`, '-c', 'max_connections=200'];
-  const start = (): void =>
-    asPostgres('pg_ctl', ['-D', data, '-l', `${data}.log`, '-w', '-t', '60', '-o', options.map((arg) => `'${arg}'`).join(' '), 'start']);
-  const stop = (): void => {
+  const startArgs = ['-D', data, '-l', `${data}.log`, '-w', '-t', '60', '-o', options.map((arg) => `'${arg}'`).join(' '), 'start'];
+  const stopArgs = ['-D', data, '-m', 'immediate', '-w', 'stop'];
+  const stopNow = (): void => {
     try {
-      asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      asPostgres('pg_ctl', stopArgs);
     } catch {
       // already stopped
     }
@@ -77,9 +88,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   };
   try {
     asPostgres('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-    start();
+    asPostgres('pg_ctl', startArgs);
   } catch (error) {
-    stop();
+    stopNow();
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
@@ -90,8 +101,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       await admin((client) => client.query(`CREATE DATABASE ${name}`));
       return url(name);
     },
-    stop,
-    start,
+    stop: () => asPostgresAsync('pg_ctl', stopArgs),
+    start: () => asPostgresAsync('pg_ctl', startArgs),
     terminate: (applicationName) =>
       admin(async (client) => {
         const result = await client.query(
@@ -101,7 +112,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
         return (result.rows[0] as { ended: number }).ended;
       }),
     close() {
-      stop();
+      stopNow();
       rmSync(dir, { recursive: true, force: true });
     },
   };
