@@ -3,7 +3,7 @@
  * configured, otherwise PGlite (PostgreSQL compiled to WASM) behind pg's own client API, in a
  * thread of its own (embedded-store.ts, ADR 0010).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { BreakerState } from '../redis/circuit-breaker.js';
 import { openPostgresPool, type PostgresPoolOptions } from './postgres-pool.js';
 
@@ -74,9 +74,6 @@ export async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => P
     await tx.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-}
-
-  };
 }
 
 /** The SQLSTATE of a database error, if it is one. */
