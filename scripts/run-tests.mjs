@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Runs Shunt's test tiers in order and ends with one line: "N passed, N failed, N skipped".
-// Usage: node scripts/run-tests.mjs [static|unit|storage|api|integration|fault|e2e|deploy|image ...]  (default: all)
+// Usage: node scripts/run-tests.mjs [static|unit|storage|api|integration|fault|failover|e2e|deploy|image ...]  (default: all)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const ALL = ['static', 'unit', 'storage', 'api', 'integration', 'fault', 'e2e', 'deploy', 'image'];
+const ALL = ['static', 'unit', 'storage', 'api', 'integration', 'fault', 'failover', 'e2e', 'deploy', 'image'];
 const tiers = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ALL;
 const resultsDir = '.test-results';
 rmSync(resultsDir, { recursive: true, force: true });

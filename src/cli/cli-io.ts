@@ -10,7 +10,7 @@ export const err = (line: string): void => void process.stderr.write(`${line}\n`
 export class UsageError extends Error {}
 
 export async function withDatabase<T>(config: Config, work: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 2 });
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 2, resilience: config.database });
   try {
     await migrate(db);
     return await work(db);

@@ -3,7 +3,9 @@
  * timer, when a batch fills up, and on shutdown. A failed write puts the batch back for
  * the next attempt. Nothing is lost silently: events are dropped only when the buffer is
  * full while the store is unreachable, or when the store refuses an event's data, and
- * each drop is reported.
+ * each drop is reported. After a failed write the next attempt waits (doubling up to
+ * `maxRetryDelayMs`): while the store is away, recording a click stays a push onto an
+ * array, not a write attempt, a re-queue and a log line per request.
  */
 import type { ClickEvent, ClickRecorder } from './click-event.js';
 
@@ -15,6 +17,10 @@ export interface BatchingClickRecorderOptions {
   maxBuffered: number;
   /** True when retrying cannot help (the store refuses the data itself). */
   isPermanent?: (error: unknown) => boolean;
+  /** Wait after the first failed write; doubles per failure up to `maxRetryDelayMs`. Default: the flush interval. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  now?: () => number;
   onError: (error: unknown, events: number) => void;
   onDropped: (events: number, reason: 'overflow' | 'refused') => void;
 }
@@ -24,9 +30,16 @@ export class BatchingClickRecorder implements ClickRecorder {
   private writing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private failures = 0;
+  /** No write is started before this time (after a failure); close() ignores it. */
+  private retryAt = 0;
+  private readonly now: () => number;
 
   constructor(private readonly options: BatchingClickRecorderOptions) {
-    this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
+    this.now = options.now ?? Date.now;
+    this.timer = setInterval(() => {
+      if (this.now() >= this.retryAt) void this.flush();
+    }, options.flushIntervalMs);
     this.timer.unref();
   }
 
@@ -38,7 +51,7 @@ export class BatchingClickRecorder implements ClickRecorder {
   record(event: ClickEvent): void {
     this.buffer.push(event);
     this.trim();
-    if (this.buffer.length >= this.options.batchSize && this.writing === null) void this.flush();
+    if (this.buffer.length >= this.options.batchSize && this.writing === null && this.now() >= this.retryAt) void this.flush();
   }
 
   /** Never rejects: failures are reported through onError and the events are kept. */
@@ -73,9 +86,19 @@ export class BatchingClickRecorder implements ClickRecorder {
         this.options.onError(error, batch.length);
         this.buffer.unshift(...batch);
         this.trim();
+        this.backOff();
         return;
       }
+      this.failures = 0;
+      this.retryAt = 0;
     }
+  }
+
+  private backOff(): void {
+    this.failures += 1;
+    const first = this.options.retryDelayMs ?? this.options.flushIntervalMs;
+    const delay = Math.min(this.options.maxRetryDelayMs ?? 2000, first * 2 ** Math.min(this.failures - 1, 20));
+    this.retryAt = this.now() + delay;
   }
 
   /** Isolates the events the store refuses, so one bad event cannot block the rest. */
@@ -89,6 +112,7 @@ export class BatchingClickRecorder implements ClickRecorder {
           this.options.onError(error, batch.length - index);
           this.buffer.unshift(...batch.slice(index));
           this.trim();
+          this.backOff();
           break;
         }
         refused += 1;

@@ -23,6 +23,12 @@ export interface Config {
     readonly replicaUrls: readonly string[];
     readonly dataDir: string;
     readonly poolSize: number;
+    /** PostgreSQL: waiting for a connection, and one statement, at most (ADR 0016). */
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+    /** Consecutive connection failures that open the database circuit, and the wait before one probe. */
+    readonly breakerThreshold: number;
+    readonly breakerCooldownMs: number;
   };
   readonly redis: {
     /** Absent means no shared tier: in-process cache, per-instance rate limits. */
@@ -280,6 +286,10 @@ export function loadConfig(env: Env = process.env): Config {
       replicaUrls,
       dataDir,
       poolSize: read.int('DATABASE_POOL_SIZE', 10, 1, 1000),
+      connectTimeoutMs: read.int('DATABASE_CONNECT_TIMEOUT_MS', 1000, 50, 600_000),
+      statementTimeoutMs: read.int('DATABASE_STATEMENT_TIMEOUT_MS', 15_000, 100, 3_600_000),
+      breakerThreshold: read.int('DATABASE_BREAKER_THRESHOLD', 3, 1, 1000),
+      breakerCooldownMs: read.int('DATABASE_BREAKER_COOLDOWN_MS', 1000, 50, 600_000),
     },
     redis: {
       url: read.url('REDIS_URL', ['redis:', 'rediss:']),

@@ -140,7 +140,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
 
   app.setErrorHandler((error, request, reply) => {
     const problem = toAppError(error);
-    if (problem.status >= 500) request.log.error({ err: error, reqId: request.id }, 'request failed');
+    // An outage is logged where the circuit opens, not once per request it turns away.
+    if (problem.status >= 500 && problem.code !== 'dependency_unavailable') request.log.error({ err: error, reqId: request.id }, 'request failed');
     return sendProblem(request, reply, problem);
   });
 

@@ -146,7 +146,8 @@ export function buildOpenApiDocument(routes: readonly DocumentedRoute[], serverU
       version: '1.0.0',
       description:
         'Shunt: URL shortener with click analytics. Errors are application/problem+json with a stable `code`. ' +
-        'Every /api/v1 response carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; a 429 carries Retry-After.',
+        'Every /api/v1 response carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; a 429 carries Retry-After, ' +
+          'and so does a 503 (a dependency the request needs, such as the database, is unavailable).',
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: serverUrl }],

@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CATALOGUE, type ErrorCode, type FieldError } from '../shared/errors.js';
+import { isDatabaseUnavailable } from '../storage/database-unavailable.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -79,6 +80,13 @@ function fieldErrors(issues: readonly ValidationIssue[], context: string | undef
 /** Turns anything thrown while handling a request into an AppError. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new AppError('dependency_unavailable', {
+      detail: 'The database is unavailable; retry later',
+      headers: { 'Retry-After': String(error.retryAfterSeconds) },
+      cause: error,
+    });
+  }
   // `throw null` and `Promise.reject()` reach the handler too.
   const fastifyError = (typeof error === 'object' && error !== null ? error : {}) as Partial<FastifyError> & {
     validation?: ValidationIssue[];

@@ -10,6 +10,8 @@ export interface MetricSources {
   replicaStats: () => { replicaReads: number; primaryReads: number; fencedReads: number } | null;
   clickBuffer: () => number;
   dbPool: () => { total: number; idle: number; waiting: number; max: number };
+  /** Null for the embedded store, which has no circuit. */
+  dbBreaker: () => 'closed' | 'open' | 'half-open' | null;
 }
 
 /**
@@ -167,6 +169,15 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.clickBuffer());
+      },
+    });
+    new Gauge({
+      name: 'shunt_database_up',
+      help: 'Database circuit: 1 closed (in use), 0.5 probing, 0 open (requests needing the database answer 503)',
+      registers: [this.registry],
+      collect() {
+        const state = sources.dbBreaker();
+        if (state !== null) this.set(state === 'closed' ? 1 : state === 'half-open' ? 0.5 : 0);
       },
     });
     new Gauge({

@@ -16,6 +16,8 @@ export interface CircuitBreakerOptions {
   name: string;
   threshold: number;
   cooldownMs: number;
+  /** Which errors say the dependency is down; default: all. Others count as answers. */
+  isFailure?: (error: unknown) => boolean;
   now?: () => number;
   onStateChange?: (state: BreakerState) => void;
 }
@@ -52,7 +54,8 @@ export class CircuitBreaker {
       this.succeeded();
       return result;
     } catch (error) {
-      this.failed();
+      if (this.options.isFailure?.(error) === false) this.succeeded();
+      else this.failed();
       throw error;
     }
   }

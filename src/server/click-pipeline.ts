@@ -138,6 +138,9 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           batchWaitMs: config.worker.batchWaitMs,
           concurrency: config.worker.concurrency,
           confirmTimeoutMs: config.amqp.confirmTimeoutMs,
+          // While the database is away the worker holds its prefetch and consumes nothing
+          // more; the bound is how soon after its return consumption resumes.
+          retryBackoff: { minMs: 500, maxMs: 5000 },
           handle: async (events) => {
             try {
               await processor.handle(events);

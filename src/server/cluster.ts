@@ -46,7 +46,7 @@ export async function start(config: Config, print: Print): Promise<void> {
  * once, by the primary, and every worker finds it already there.
  */
 async function prepare(config: Config, logger: Logger, print: Print): Promise<void> {
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 1 });
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 1, resilience: config.database });
   try {
     const applied = await prepareStore(db, config, logger);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');

@@ -38,6 +38,7 @@ import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js
 import { RedisConnection } from '../redis/redis-connection.js';
 import { openDatabase, type Database } from '../storage/database.js';
 import { ReplicaRouter } from '../storage/replica-router.js';
+import { waitForDatabase } from '../storage/wait-for-database.js';
 import { currentWalLsn } from '../storage/wal.js';
 import { createClickPipeline } from './click-pipeline.js';
 import { prepareStore } from './prepare-store.js';
@@ -78,9 +79,16 @@ export interface RuntimeOptions {
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const logger = options.logger ?? createLogger(config);
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: config.database.poolSize });
+  const db = await openDatabase({
+    url: config.database.url,
+    dataDir: config.database.dataDir,
+    poolSize: config.database.poolSize,
+    // Logged here, once per change, rather than once per request it turns away.
+    resilience: { ...config.database, onStateChange: (state) => logger[state === 'closed' ? 'info' : 'warn']({ state }, `database circuit ${state}`) },
+  });
   const replicas: Database[] = [];
   try {
+    await waitForDatabase(db, { timeoutMs: 30_000, onWait: (error) => logger.warn({ err: error }, 'waiting for the database') });
     const applied = await prepareStore(db, config, logger);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
@@ -176,6 +184,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         replicaStats: () => router?.stats ?? null,
         clickBuffer: () => pipeline.recorder.buffered,
         dbPool: () => ({ ...db.poolStats(), max: db.kind === 'embedded' ? 1 : config.database.poolSize }),
+        dbBreaker: () => db.breakerState?.() ?? null,
       },
       { defaultMetrics: options.defaultMetrics ?? true },
     );
@@ -260,7 +269,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
 /** Opens each replica into `into` (so a failure part-way still closes the ones opened). */
 async function openReplicas(config: Config, into: Database[]): Promise<Database[]> {
   for (const url of config.database.replicaUrls) {
-    into.push(await openDatabase({ url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, applicationName: 'shunt-replica-reader' }));
+    into.push(await openDatabase({ url, dataDir: config.database.dataDir, poolSize: config.database.poolSize, applicationName: 'shunt-replica-reader', resilience: config.database }));
   }
   return into;
 }

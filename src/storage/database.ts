@@ -3,7 +3,9 @@
  * configured, otherwise PGlite (PostgreSQL compiled to WASM) behind pg's own client API, in a
  * thread of its own (embedded-store.ts, ADR 0010).
  */
-import pg from 'pg';
+import type pg from 'pg';
+import type { BreakerState } from '../redis/circuit-breaker.js';
+import { openPostgresPool, type PostgresPoolOptions } from './postgres-pool.js';
 
 export type Row = Record<string, unknown>;
 
@@ -19,6 +21,8 @@ export interface Database extends Queryable {
   ping(): Promise<void>;
   close(): Promise<void>;
   readonly poolStats: () => { total: number; idle: number; waiting: number };
+  /** PostgreSQL only: the circuit in front of the pool (ADR 0016). */
+  readonly breakerState?: () => BreakerState;
 }
 
 export interface DatabaseOptions {
@@ -27,19 +31,27 @@ export interface DatabaseOptions {
   dataDir: string;
   poolSize: number;
   applicationName?: string;
+  /** PostgreSQL only: time limits and the circuit breaker (ADR 0016). */
+  resilience?: DatabaseResilience;
 }
+
+export type DatabaseResilience = Pick<PostgresPoolOptions, 'connectTimeoutMs' | 'statementTimeoutMs' | 'breakerThreshold' | 'breakerCooldownMs' | 'onStateChange'>;
+
+const DEFAULT_RESILIENCE: DatabaseResilience = { connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url !== undefined) {
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize,
-      application_name: options.applicationName ?? 'shunt',
-      connectionTimeoutMillis: 5000,
+    const { connectTimeoutMs, statementTimeoutMs, breakerThreshold, breakerCooldownMs, onStateChange } = options.resilience ?? DEFAULT_RESILIENCE;
+    return openPostgresPool({
+      url: options.url,
+      poolSize: options.poolSize,
+      applicationName: options.applicationName ?? 'shunt',
+      connectTimeoutMs,
+      statementTimeoutMs,
+      breakerThreshold,
+      breakerCooldownMs,
+      ...(onStateChange === undefined ? {} : { onStateChange }),
     });
-    // An idle client that loses its server must not crash the process; the next query reconnects.
-    pool.on('error', () => undefined);
-    return wrapPool(pool);
   }
   // Loaded lazily: the WASM build costs memory that a PostgreSQL deployment should not pay.
   const { EmbeddedStore } = await import('./embedded-store.js');
@@ -62,26 +74,6 @@ export async function inTransaction<T>(tx: Queryable, work: (tx: Queryable) => P
     await tx.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-}
-
-function wrapPool(pool: pg.Pool): Database {
-  return {
-    kind: 'postgres',
-    ...queryable(pool),
-    async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      try {
-        return await inTransaction(queryable(client), work);
-      } finally {
-        client.release();
-      }
-    },
-    async ping() {
-      await pool.query('SELECT 1');
-    },
-    close: () => pool.end(),
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
-  };
 }
 
 /** The SQLSTATE of a database error, if it is one. */

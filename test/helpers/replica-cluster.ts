@@ -4,25 +4,13 @@
  * root, so the servers run as the `postgres` user. `applyDelay` holds replay back on the
  * standby, so lag is certain rather than a race.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './process.js';
+import { asPostgres, postgresServerMissing, postgresTempDir } from './private-postgres.js';
 
-const BIN = (() => {
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return null;
-  const version = readdirSync(root).sort().at(-1);
-  return version === undefined ? null : join(root, version, 'bin');
-})();
-
-export function replicaToolsMissing(): string | null {
-  if (BIN === null || !existsSync(join(BIN, 'pg_basebackup'))) return 'PostgreSQL server binaries not found under /usr/lib/postgresql';
-  if (spawnSync('id', ['postgres']).status !== 0) return 'no postgres OS user to run the servers as';
-  return null;
-}
+export const replicaToolsMissing = postgresServerMissing;
 
 export interface ReplicaCluster {
   primaryUrl: string;
@@ -32,16 +20,8 @@ export interface ReplicaCluster {
   close(): void;
 }
 
-function asPostgres(command: string, args: string[]): void {
-  const bin = BIN ?? '';
-  const wrapped = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', join(bin, command), ...args]] as const : [join(bin, command), args] as const;
-  execFileSync(wrapped[0], [...wrapped[1]], { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 export async function startReplicaCluster(options: { applyDelay: string; database: string }): Promise<ReplicaCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'shunt-replica-'));
-  chmodSync(dir, 0o777);
-  if (process.getuid?.() === 0) execFileSync('chown', ['postgres', dir]);
+  const dir = postgresTempDir('shunt-replica-');
   const primary = join(dir, 'primary');
   const standby = join(dir, 'standby');
   const [primaryPort, standbyPort] = [await freePort(), await freePort()];

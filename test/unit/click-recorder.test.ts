@@ -43,6 +43,9 @@ function harness(options: Partial<BatchingClickRecorderOptions> & { writeImpl?: 
     batchSize: options.batchSize ?? 100,
     maxBuffered: options.maxBuffered ?? 10_000,
     ...(options.isPermanent === undefined ? {} : { isPermanent: options.isPermanent }),
+    ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
+    ...(options.maxRetryDelayMs === undefined ? {} : { maxRetryDelayMs: options.maxRetryDelayMs }),
+    ...(options.now === undefined ? {} : { now: options.now }),
     onError: (error, events) => errors.push({ error, events }),
     onDropped: (events) => dropped.push(events),
   });
@@ -200,6 +203,46 @@ describe('BatchingClickRecorder: failures lose nothing and duplicate nothing', (
     down = false;
     await waitFor(() => h.written.length === 20, 500);
     assert.deepEqual(h.codes(), range(1, 20));
+  });
+
+  test('after a failed write, full batches wait for the retry delay, which doubles up to its bound', async () => {
+    let down = true;
+    let clock = 1_000;
+    let attempts = 0;
+    const h = harness({
+      batchSize: 2,
+      retryDelayMs: 100,
+      maxRetryDelayMs: 300,
+      now: () => clock,
+      writeImpl: () => {
+        attempts += 1;
+        return down ? Promise.reject(new Error('down')) : Promise.resolve();
+      },
+    });
+    const recordMany = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i += 1) h.recorder.record(click(i));
+      await sleep(5);
+    };
+    await recordMany(2);
+    assert.equal(attempts, 1);
+    await recordMany(50);
+    assert.equal(attempts, 1, 'no write attempt per click while backing off');
+    clock += 100;
+    await recordMany(2);
+    assert.equal(attempts, 2, 'one attempt once the delay has passed');
+    clock += 199;
+    await recordMany(2);
+    assert.equal(attempts, 2, 'the second delay is twice the first');
+    clock += 1;
+    await recordMany(2);
+    assert.equal(attempts, 3);
+    clock += 300;
+    down = false;
+    await recordMany(2);
+    assert.equal(h.written.length, 60, 'the delay is bounded, and the store coming back drains everything');
+    attempts = 0;
+    await recordMany(2);
+    assert.equal(attempts, 1, 'after a success, full batches are written at once again');
   });
 
   test('flush() never rejects when the writer throws', async () => {

@@ -44,7 +44,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.port, 8080);
     assert.equal(config.baseUrl.href, 'http://localhost:8080/');
-    assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10 });
+    assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10, connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 });
     assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000, keyPrefix: 'shunt' });
     assert.equal(config.workers, 1);
     assert.deepEqual(config.amqp, { url: undefined, queue: 'shunt.clicks', prefetch: 64, confirmTimeoutMs: 5000 });
@@ -115,6 +115,10 @@ describe('loadConfig: every variable is parsed', () => {
     DATABASE_REPLICA_URLS: 'postgresql://r1.internal/shunt, postgres://r2.internal/shunt',
     DATA_DIR: '/var/lib/shunt',
     DATABASE_POOL_SIZE: '25',
+    DATABASE_CONNECT_TIMEOUT_MS: '700',
+    DATABASE_STATEMENT_TIMEOUT_MS: '4000',
+    DATABASE_BREAKER_THRESHOLD: '4',
+    DATABASE_BREAKER_COOLDOWN_MS: '1500',
     REDIS_URL: 'rediss://cache.internal:6380',
     AMQP_URL: 'amqps://mq.internal',
     ADMIN_API_KEY: GOOD_ADMIN_KEY,
@@ -174,6 +178,10 @@ describe('loadConfig: every variable is parsed', () => {
         replicaUrls: ['postgresql://r1.internal/shunt', 'postgres://r2.internal/shunt'],
         dataDir: '/var/lib/shunt',
         poolSize: 25,
+        connectTimeoutMs: 700,
+        statementTimeoutMs: 4000,
+        breakerThreshold: 4,
+        breakerCooldownMs: 1500,
       },
       redis: { url: 'rediss://cache.internal:6380', commandTimeoutMs: 50, breakerThreshold: 5, breakerCooldownMs: 1000, keyPrefix: 'acme' },
       amqp: { url: 'amqps://mq.internal', queue: 'acme.clicks', prefetch: 8, confirmTimeoutMs: 2000 },
