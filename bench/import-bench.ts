@@ -3,33 +3,16 @@
  * database (BENCH_IMPORT_STORE=embedded: a fresh PGlite directory instead).
  *   npm run bench:import                      # 1,000,000 lines
  *   BENCH_IMPORT_LINES=100000 npm run bench:import
- * The file mixes the cases import meets: a third of the rows keep an alias, the rest get
- * generated codes; all have a title, tags, a creation date and a visit count.
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
+import { writeImportFile } from './import-file.js';
 
 const LINES = Number(process.env.BENCH_IMPORT_LINES ?? 1_000_000);
 const STORE = process.env.BENCH_IMPORT_STORE ?? 'postgres';
-
-async function writeFile(path: string): Promise<void> {
-  const out = createWriteStream(path);
-  const write = async (text: string): Promise<void> => {
-    if (!out.write(text)) await once(out, 'drain');
-  };
-  await write('url,alias,title,tags,expiresAt,createdAt,clicks\n');
-  const created = Date.parse('2020-01-01T00:00:00Z');
-  for (let i = 0; i < LINES; i += 1) {
-    const alias = i % 3 === 0 ? `imp-${i.toString(36)}` : '';
-    await write(`https://example.com/articles/${i}?utm_source=import,${alias},Article number ${i},bench|batch-${i % 50},,${new Date(created + i * 1000).toISOString()},${i % 1000}\n`);
-  }
-  out.end();
-  await once(out, 'finish');
-}
 
 function runImport(file: string, env: Record<string, string>): Record<string, unknown> {
   const result = spawnSync(process.execPath, ['dist/cli/main.js', 'import', file, '--json', '--batch-size', '5000'], {
@@ -44,7 +27,7 @@ function runImport(file: string, env: Record<string, string>): Record<string, un
 const dir = mkdtempSync(join(tmpdir(), 'shunt-import-bench-'));
 const file = join(dir, 'links.csv');
 try {
-  await writeFile(file);
+  await writeImportFile(file, LINES);
   const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
   try {
     const env: Record<string, string> = database === null ? { DATA_DIR: join(dir, 'data') } : { DATABASE_URL: database.url };

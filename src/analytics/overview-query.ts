@@ -40,14 +40,14 @@ export async function accountOverview(db: Queryable, options: OverviewOptions): 
   if (options.ownerKeyId !== null) params.push(options.ownerKeyId);
   const [series, top, links] = await Promise.all([
     db.query<{ bucket: Date; clicks: string }>(
-      `SELECT d.bucket, sum(${clicks})::text AS clicks FROM link_clicks_day d JOIN links l ON l.code = d.code
+      `SELECT d.bucket, sum(${clicks})::text AS clicks FROM link_clicks_day d JOIN links l ON l.id = d.link_id
        WHERE d.bucket >= $1 AND d.bucket < $2 ${owner} GROUP BY d.bucket`,
       params,
     ),
     db.query<{ code: string; title: string | null; clicks: string }>(
-      `SELECT d.code, min(l.title) AS title, sum(${clicks})::text AS clicks FROM link_clicks_day d JOIN links l ON l.code = d.code
+      `SELECT l.code, l.title, sum(${clicks})::text AS clicks FROM link_clicks_day d JOIN links l ON l.id = d.link_id
        WHERE d.bucket >= $1 AND d.bucket < $2 ${owner}
-       GROUP BY d.code HAVING sum(${clicks}) > 0 ORDER BY sum(${clicks}) DESC, d.code COLLATE "C" LIMIT ${Math.trunc(options.top)}`,
+       GROUP BY l.id HAVING sum(${clicks}) > 0 ORDER BY sum(${clicks}) DESC, l.code COLLATE "C" LIMIT ${Math.trunc(options.top)}`,
       params,
     ),
     db.query<{ count: number }>(
@@ -79,9 +79,9 @@ export async function linkTotals(db: Queryable, codes: readonly string[], ownerK
   if (ownerKeyId !== null) params.push(ownerKeyId);
   const result = await db.query<{ code: string; clicks: string }>(
     `SELECT l.code, coalesce(sum(${CLICKS[bots]}), 0)::text AS clicks
-     FROM links l LEFT JOIN link_clicks_day d ON d.code = l.code
+     FROM links l LEFT JOIN link_clicks_day d ON d.link_id = l.id
      WHERE l.code = ANY($1::text[]) ${ownerKeyId === null ? '' : 'AND l.owner_key_id = $2'}
-     GROUP BY l.code`,
+     GROUP BY l.id`,
     params,
   );
   return result.rows.map((row) => ({ code: row.code, clicks: Number(row.clicks) }));

@@ -63,6 +63,8 @@ const NON_PUBLIC_SUFFIXES = ['localhost', 'local', 'internal', 'home.arpa'];
 
 const PRIVATE_ADDRESS_REASON = 'Links to private, loopback or reserved IP addresses are not allowed.';
 
+const DOTTED_QUAD = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
 const ALLOWED_PROTOCOLS = new Set(['http:', 'https:']);
 
 function invalid(reason: string): DestinationVerdict {
@@ -120,7 +122,9 @@ function nonPublicHostReason(host: string): string | undefined {
     return isPublicIPv6(address) ? undefined : PRIVATE_ADDRESS_REASON;
   }
   // The URL parser has already rewritten every IPv4 spelling (decimal, hex, octal, short) to dotted quads.
-  if (ipaddr.IPv4.isValidFourPartDecimal(host)) {
+  // The regex first: ipaddr.js finds a name invalid by throwing, which costs more than the rest
+  // of this check for every ordinary host name (bulk import checks millions).
+  if (DOTTED_QUAD.test(host) && ipaddr.IPv4.isValidFourPartDecimal(host)) {
     return isPublicIPv4(ipaddr.IPv4.parse(host)) ? undefined : PRIVATE_ADDRESS_REASON;
   }
   if (NON_PUBLIC_SUFFIXES.some((suffix) => isWithinDomain(host, suffix))) {

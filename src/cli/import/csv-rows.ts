@@ -44,9 +44,15 @@ export function columnReader(header: readonly string[]): (cells: readonly string
     const key = columnKey(name);
     if (!index.has(key)) index.set(key, i);
   });
+  // The same few names are asked for on every row: each is normalised once.
+  const byName = new Map<string, number | undefined>();
+  const find = (name: string): number | undefined => {
+    if (!byName.has(name)) byName.set(name, index.get(columnKey(name)));
+    return byName.get(name);
+  };
   return (cells, ...names) => {
     for (const name of names) {
-      const i = index.get(columnKey(name));
+      const i = find(name);
       if (i !== undefined) return cells[i];
     }
     return undefined;

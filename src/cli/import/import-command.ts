@@ -49,6 +49,8 @@ interface Summary extends ImportCounts {
   seconds: number;
   rowsPerSecond: number;
   peakRssBytes: number;
+  /** User and system CPU of this process: a rate a busy machine does not distort. */
+  cpuSeconds: number;
   rejectsFile: string;
   renamesFile: string;
 }
@@ -132,6 +134,7 @@ export async function importCommand(config: Config, args: string[]): Promise<num
     }
     progress.done({ bytesRead: totalBytes, totalBytes, rows: counts.read, created: counts.created });
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage();
     const summary: Summary = {
       file,
       format: describeLayout(layout),
@@ -141,6 +144,7 @@ export async function importCommand(config: Config, args: string[]): Promise<num
       rowsPerSecond: Math.round(counts.read / Math.max(seconds, 0.001)),
       // maxRSS is in kilobytes.
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(3)),
       rejectsFile,
       renamesFile,
     };
