@@ -22,8 +22,17 @@ export type IdempotencyClaim =
   | { kind: 'in_progress' }
   | { kind: 'mismatch' };
 
+/**
+ * Passwords stay out of the stored fingerprint: a fast hash of a body with a password in it
+ * would let anyone who reads the table test guesses offline. A retry that changes only a
+ * password therefore counts as the same request.
+ */
+function withoutPasswords(key: string, value: unknown): unknown {
+  return key === 'password' ? undefined : value;
+}
+
 export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash('sha256').update(`${method} ${path}\n${JSON.stringify(body ?? null)}`).digest('hex');
+  return createHash('sha256').update(`${method} ${path}\n${JSON.stringify(body ?? null, withoutPasswords)}`).digest('hex');
 }
 
 export class IdempotencyStore {

@@ -17,6 +17,15 @@ test('requestFingerprint is stable and sensitive to method, path and body', () =
   assert.equal(requestFingerprint('POST', '/x', undefined), requestFingerprint('POST', '/x', null));
 });
 
+test('requestFingerprint leaves passwords out, at any depth, so the table holds no fast hash of one', () => {
+  const plain = { url: 'https://example.com/a' };
+  assert.equal(requestFingerprint('POST', '/api/v1/links', { ...plain, password: 'hunter22' }), fingerprintA);
+  assert.equal(
+    requestFingerprint('POST', '/api/v1/links/bulk', { links: [{ ...plain, password: 'one' }] }),
+    requestFingerprint('POST', '/api/v1/links/bulk', { links: [plain] }),
+  );
+});
+
 /** The token of a fresh claim; fails when the claim was not won. */
 async function claimed(store: IdempotencyStore, key: string, idempotencyKey: string, fingerprint: string): Promise<string> {
   const claim = await store.claim(key, idempotencyKey, fingerprint);
