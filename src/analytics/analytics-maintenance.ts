@@ -60,6 +60,11 @@ export class AnalyticsMaintenance {
     void this.runOnce();
   }
 
+  /** Resolves when the run under way, if any, is over; starts none. */
+  idle(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
   /** Never rejects: a failed step is logged and tried again at the next run. */
   runOnce(): Promise<void> {
     this.running ??= this.run().finally(() => {

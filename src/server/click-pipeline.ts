@@ -43,6 +43,8 @@ export interface ClickPipeline {
   start(): Promise<void>;
   /** Publishes or stores what is buffered, then stops consuming; the store stays open. */
   close(): Promise<void>;
+  /** Resolves when the store's upkeep run under way (the first starts with `start`) is over. */
+  upkeepIdle(): Promise<void>;
 }
 
 export interface ClickPipelineOptions {
@@ -201,6 +203,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
 
   return {
     recorder,
+    upkeepIdle: () => maintenance?.idle() ?? Promise.resolve(),
     async start() {
       if (maintenance !== null) {
         // Partitions first, so the first batches land in their month and not the default partition.

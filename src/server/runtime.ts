@@ -60,6 +60,8 @@ export interface Runtime {
   liveClicks: LiveClickFeed;
   /** Writes queued CSV exports; only on roles that run workers (worker, all). */
   exportRunner: ExportJobRunner | null;
+  /** Resolves when the analytics store's upkeep run under way (retention, pruning, moves) is over. */
+  upkeepIdle(): Promise<void>;
   /** Drains: readiness red, in-flight requests finish, clicks flushed, store closed. */
   close(): Promise<void>;
 }
@@ -258,7 +260,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         await db.close();
       })());
 
-    return { config, db, logger, deps, built, createdAdmin, liveClicks, exportRunner, close };
+    return { config, db, logger, deps, built, createdAdmin, liveClicks, exportRunner, upkeepIdle: () => pipeline.upkeepIdle(), close };
   } catch (error) {
     await Promise.all(replicas.map((replica) => replica.close().catch(() => undefined)));
     await db.close().catch(() => undefined);

@@ -65,6 +65,8 @@ export async function startTestApp(backend: Backend, options: TestAppOptions = {
   });
   const logger = pino({ level: config.logLevel }, sink);
   const runtime = await createRuntime(config, { logger, defaultMetrics: false, ...options.runtime });
+  // The first upkeep run (retention, minute-rollup pruning) would race fixtures dated in the past.
+  await runtime.upkeepIdle();
   const app = runtime.built.app;
   const testApp: TestApp = {
     runtime,
