@@ -34,36 +34,13 @@ async function claimKey(store: IdempotencyStore, actor: Actor, request: FastifyR
 }
 
 /**
- * Runs `produce` at most once per Idempotency-Key: a retry of the same request gets
- * the first answer again (marked `Idempotent-Replayed: true`).
- */
-export async function respondIdempotently(
-  store: IdempotencyStore,
-  actor: Actor,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  produce: () => Promise<ProducedResponse>,
-): Promise<FastifyReply> {
-  const claimed = await claimKey(store, actor, request, reply);
-  if (claimed === 'replayed') return reply;
-  if (claimed === null) return send(reply, await produce());
-  let produced: ProducedResponse;
-  try {
-    produced = await produce();
-  } catch (error) {
-    await store.release(actor.keyId, claimed.key, claimed.token);
-    throw error;
-  }
-  await store.complete(actor.keyId, claimed.key, claimed.token, produced);
-  return send(reply, produced);
-}
-
-/**
- * For work of many writes (a bulk create): the work and its stored answer commit in one
- * transaction, so a retry either replays exactly what was committed or, when the first
- * attempt failed part-way and committed nothing, runs it again from the start. Never a
- * half-done batch that a retry would repeat. `afterCommit` runs once the work is committed
- * (cache invalidation), whether or not there was a key.
+ * Runs the work at most once per Idempotency-Key: a retry of the same request gets the first
+ * answer again (marked `Idempotent-Replayed: true`). The work (a create, a bulk) and its
+ * stored answer commit in one transaction, so a retry either replays exactly what was
+ * committed or, when the first attempt failed or died before committing, runs it again from
+ * the start. Never a created link without its answer, which a retry would create again.
+ * `afterCommit` runs once the work is committed (cache invalidation), whether or not there
+ * was a key.
  */
 export async function respondIdempotentlyInTransaction(
   store: IdempotencyStore,

@@ -67,30 +67,31 @@ export class LinkService {
   }
 
   /**
-   * Codes for up to `count` generated links of a bulk, drawn before its transaction: drawing
-   * one may need the store, which the embedded store's one connection cannot give while the
-   * transaction holds it. A few spare ones cover collisions with custom aliases.
+   * Codes for up to `count` generated links created in one transaction (a bulk, or a create
+   * with an Idempotency-Key), drawn before it: drawing one may need the store, which the
+   * embedded store's one connection cannot give while the transaction holds it. `spares` more
+   * cover collisions with custom aliases.
    */
-  async reserveCodes(count: number): Promise<string[]> {
+  async reserveCodes(count: number, spares = MAX_GENERATED_CODE_ATTEMPTS): Promise<string[]> {
     const codes: string[] = [];
-    for (let i = 0; i < count + MAX_GENERATED_CODE_ATTEMPTS; i += 1) codes.push(await this.codes.next());
+    for (let i = 0; i < count + spares; i += 1) codes.push(await this.codes.next());
     return codes;
   }
 
   /**
-   * Creates a link inside `tx` (a bulk create, which commits all its links at once) with a
-   * code from `codes` (`reserveCodes`). Nothing else sees it until the transaction commits:
-   * call `announceCreated` then.
+   * Creates a link inside `tx` (which commits it together with its stored answer, and a bulk's
+   * links at once) with a code from `codes` (`reserveCodes`). Nothing else sees it until the
+   * transaction commits: call `announceCreated` then.
    */
   createWithin(tx: Queryable, input: LinkInput, actor: Actor, codes: string[]): Promise<Link> {
     return this.insertNew(input, actor, (link) => this.links.insertWithin(tx, link), () => {
       const code = codes.shift();
-      if (code === undefined) return Promise.reject(new AppError('internal_error', { detail: 'no reserved code left for this bulk' }));
+      if (code === undefined) return Promise.reject(new AppError('internal_error', { detail: 'no reserved code left for this create' }));
       return Promise.resolve(code);
     });
   }
 
-  /** After a bulk's transaction committed: the caches learn of its links. */
+  /** After `createWithin`'s transaction committed: the caches learn of its links. */
   async announceCreated(links: readonly Link[]): Promise<void> {
     for (const link of links) await this.created(link);
   }

@@ -6,7 +6,7 @@ import type { AppDeps } from '../app-deps.js';
 import { requireActor } from '../gateway.js';
 import type { Link } from '../../links/link.js';
 import { sendRevalidated } from '../etag.js';
-import { respondIdempotently, respondIdempotentlyInTransaction } from '../idempotency.js';
+import { respondIdempotentlyInTransaction, type ProducedResponse } from '../idempotency.js';
 import { problemBody, toAppError } from '../problem.js';
 import {
   BulkCreateSchema, BulkResultSchema, CodeParamsSchema, LinkCreateSchema, LinkPageSchema, LinkPatchSchema, LinkSchema,
@@ -18,10 +18,14 @@ import { etagFor, ifNoneMatchHits, toLinkJson, versionFromIfMatch } from './link
 const IDEMPOTENCY_HEADER = {
   name: 'Idempotency-Key',
   description:
-    'Retries with the same key and body get the first answer again (24 h). A bulk create commits all its items with its answer, or ' +
-    'nothing: a retry after a failure creates each item once. A request that never answered (its server died) frees its key after ' +
+    'Retries with the same key and body get the first answer again (24 h). A create commits its link (a bulk: all its items) with ' +
+    'its answer, or nothing: a retry after a failure creates each link once. A request that never answered (its server died) frees its key after ' +
     'IDEMPOTENCY_CLAIM_LEASE_SECONDS; until then a retry gets 409 `idempotency_in_progress`.',
 };
+
+// A single create draws its code before its transaction (see LinkService.reserveCodes); a
+// collision with a custom alias is rare, so two spares rather than a bulk's eight.
+const SINGLE_CREATE_SPARE_CODES = 2;
 
 function assertCode(code: string): void {
   // Anything that cannot be a code (control characters, NUL, over-long) is simply not found.
@@ -43,13 +47,25 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   }, async (request, reply) => {
     const actor = requireActor(request);
-    return respondIdempotently(idempotency, actor, request, reply, async () => {
-      const link = await links.create(request.body, actor);
-      return {
-        status: 201,
-        body: toLinkJson(link, config.baseUrl),
-        headers: { Location: `/api/v1/links/${link.code}`, ETag: etagFor(link) },
-      };
+    const answer = (link: Link): ProducedResponse & { headers: Record<string, string> } => ({
+      status: 201,
+      body: toLinkJson(link, config.baseUrl),
+      headers: { Location: `/api/v1/links/${link.code}`, ETag: etagFor(link) },
+    });
+    if (request.headers['idempotency-key'] === undefined) {
+      const produced = answer(await links.create(request.body, actor));
+      return reply.code(produced.status).headers(produced.headers).send(produced.body);
+    }
+    // The link and its stored answer commit together: a process that dies in between leaves
+    // neither, so the retry (once the claim's lease runs out) creates the link once.
+    const codes = request.body.alias === undefined ? await links.reserveCodes(1, SINGLE_CREATE_SPARE_CODES) : [];
+    let created: Link | null = null;
+    return respondIdempotentlyInTransaction(idempotency, actor, request, reply, {
+      produce: async (tx) => {
+        created = await links.createWithin(tx, request.body, actor, codes);
+        return answer(created);
+      },
+      afterCommit: () => links.announceCreated(created === null ? [] : [created]),
     });
   });
 
