@@ -61,7 +61,7 @@ export class PipelineMetrics {
     });
     new Gauge({
       name: 'shunt_click_spool_bytes',
-      help: 'Size of the on-disk spool of click batches waiting for the broker',
+      help: 'Size of the on-disk spool of click batches waiting for the broker or the store',
       registers,
       collect() {
         this.set(source.publisher()?.spoolBytes ?? 0);
@@ -78,7 +78,7 @@ export class PipelineMetrics {
     });
     new Gauge({
       name: 'shunt_click_spool_events',
-      help: 'Click events in the on-disk spool, waiting for the broker',
+      help: 'Click events in the on-disk spool, waiting for the broker or the store',
       registers,
       collect() {
         this.set(source.publisher()?.spooledEvents ?? 0);
@@ -116,7 +116,7 @@ export class PipelineMetrics {
     });
     new Counter({
       name: 'shunt_click_spool_dropped_total',
-      help: 'Click events dropped because the spool was full while the broker was unreachable',
+      help: 'Click events dropped because the spool was full (or the disk failed) while the broker or the store was unreachable',
       registers,
       collect() {
         this.reset();

@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
-import { identified, type ClickRecorder } from '../clicks/click-event.js';
+import type { ClickRecorder } from '../clicks/click-event.js';
 import { NoClickRecorder } from '../clicks/no-click-recorder.js';
 import type { Config } from '../config/config.js';
 import { DatabaseVisitorSalts } from '../analytics/database-visitor-salts.js';
@@ -27,6 +27,7 @@ import { ClickProcessor } from '../pipeline/click-processor.js';
 import { isDataError, type Database } from '../storage/database.js';
 import { EmbeddedStore } from '../storage/embedded-store.js';
 import { ThreadClickRecorder } from '../pipeline/thread-click-recorder.js';
+import { ClickSpool } from '../pipeline/click-spool.js';
 import { ConsumerThread } from '../pipeline/consumer-thread-client.js';
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 
@@ -35,6 +36,8 @@ import type { EnrichedClick } from '../analytics/enriched-click.js';
  * spool. About 40 MB of events, and some seconds of work for the thread.
  */
 const EMBEDDED_MAX_IN_FLIGHT = 100_000;
+/** Clicks the in-process queue holds in memory while the database is behind; more wait in the spool. */
+const QUEUE_MAX_BUFFERED = 100_000;
 
 export interface ClickPipeline {
   /** Where the redirect path records clicks. */
@@ -178,28 +181,56 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
       : null;
   if (threadRecorder !== null) publisherStats = () => threadRecorder.stats;
 
-  const recorder: ClickRecorder =
-    options.recorder?.(processor) ??
-    (!config.clicks.enabled ? new NoClickRecorder() : null) ??
-    publisher ??
-    threadRecorder ??
-    new BatchingClickRecorder({
-      write: async (events) => {
-        await processor.handle(events.map(identified));
-      },
-      flushIntervalMs: config.clicks.flushIntervalMs,
-      batchSize: config.worker.batchSize,
-      maxBuffered: 100_000,
-      onError: (error, events) => {
-        metrics.clickWriteFailures.inc();
-        logger.error({ err: error, events }, 'click batch write failed; kept for retry');
-      },
-      isPermanent: isDataError,
-      onDropped: (events, reason) => {
-        metrics.clicksDropped.inc({ reason }, events);
-        logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
-      },
-    });
+  // The in-process queue (PostgreSQL without a broker) waits out a database outage in the
+  // same disk spool as the broker publisher, rather than in memory.
+  const queued = options.recorder === undefined && config.clicks.enabled && publisher === null && threadRecorder === null;
+  const queueSpool =
+    queued && servesRedirects
+      ? ClickSpool.open({
+          dir: config.clicks.spoolDir,
+          maxBytes: config.clicks.spoolMaxBytes,
+          onProblem: (problem) => logger.error({ problem: { ...problem, error: undefined }, err: 'error' in problem ? problem.error : undefined }, 'click spool problem'),
+        })
+      : null;
+  if (queueSpool !== null && queueSpool.stats.events > 0) logger.warn({ events: queueSpool.stats.events, path: queueSpool.path }, 'click spool holds events from an earlier run; storing them');
+  const queue =
+    !queued
+      ? null
+      : new BatchingClickRecorder({
+          write: async (events) => {
+            await processor.handle(events);
+          },
+          flushIntervalMs: config.clicks.flushIntervalMs,
+          batchSize: config.worker.batchSize,
+          maxBuffered: QUEUE_MAX_BUFFERED,
+          ...(queueSpool === null ? {} : { spool: queueSpool }),
+          onError: (error, events) => {
+            metrics.clickWriteFailures.inc();
+            logger.error({ err: error, events }, 'click batch write failed; kept for retry');
+          },
+          isPermanent: isDataError,
+          onDropped: (events, reason) => {
+            metrics.clicksDropped.inc({ reason }, events);
+            logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
+          },
+        });
+  if (queue !== null && queueSpool !== null) {
+    publisherStats = () => {
+      const spool = queueSpool.stats;
+      return {
+        connected: queue.storeReachable,
+        blocked: false,
+        published: 0,
+        publishFailures: 0,
+        spooledEvents: spool.events,
+        spoolBytes: spool.bytes,
+        spoolMaxBytes: config.clicks.spoolMaxBytes,
+        droppedEvents: spool.dropped,
+      };
+    };
+  }
+
+  const recorder: ClickRecorder = options.recorder?.(processor) ?? publisher ?? threadRecorder ?? queue ?? new NoClickRecorder();
 
   return {
     recorder,
@@ -216,6 +247,11 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     async close() {
       // Producer first: in ROLE=all the buffered clicks may still reach this process's consumer.
       await recorder.close();
+      if (queueSpool !== null) {
+        const left = queueSpool.stats.events;
+        if (left > 0) logger.warn({ events: left, path: queueSpool.path }, 'click events left in the spool for the next start');
+        queueSpool.close();
+      }
       await consumer?.close();
       await consumerThread?.close();
       await maintenance?.close();
