@@ -89,9 +89,10 @@ describe('the click pipeline loses nothing and counts nothing twice', options, (
 
   async function counted(code: string): Promise<{ raw: number; rollup: number; minute: number }> {
     const result = await sql.query<{ raw: number; rollup: number; minute: number }>(
-      `SELECT (SELECT count(*)::int FROM click_events WHERE code = $1) AS raw,
-              (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_day WHERE code = $1) AS rollup,
-              (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_minute WHERE code = $1) AS minute`,
+      `WITH link AS (SELECT id FROM links WHERE code = $1)
+       SELECT (SELECT count(*)::int FROM click_events WHERE link_id = (SELECT id FROM link)) AS raw,
+              (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_day WHERE link_id = (SELECT id FROM link)) AS rollup,
+              (SELECT coalesce(sum(human + bot), 0)::int FROM link_clicks_minute WHERE link_id = (SELECT id FROM link)) AS minute`,
       [code],
     );
     const row = result.rows[0];
