@@ -55,7 +55,9 @@ export function gatewayHook(deps: AppDeps) {
     void reply.header('RateLimit-Remaining', String(verdict.remaining));
     void reply.header('RateLimit-Reset', String(verdict.resetSeconds));
     if (!verdict.allowed) {
-      if (actor === null) refusedIps.block(ipBucket, Date.now() + verdict.resetSeconds * 1000);
+      // Until the window's end exactly: `resetSeconds` is rounded up, and blocking for it
+      // would announce a reset up to a second after the shared window has reopened.
+      if (actor === null) refusedIps.block(ipBucket, verdict.resetAtMs);
       throw rateLimited(verdict.limit, verdict.resetSeconds);
     }
     if (badKey) {

@@ -27,6 +27,7 @@ export class MemoryRateLimiter implements RateLimiter {
       limit,
       remaining: Math.max(0, limit - window.count),
       resetSeconds: Math.max(1, Math.ceil((windowStart + RATE_LIMIT_WINDOW_MS - now) / 1000)),
+      resetAtMs: windowStart + RATE_LIMIT_WINDOW_MS,
     });
   }
 

@@ -41,9 +41,8 @@ export class NotFoundThrottle {
     this.limiter.consume(`404:${bucket}`, this.limitPerMinute).then(
       (verdict) => {
         if (verdict.allowed) return;
-        const untilMs = this.now() + verdict.resetSeconds * 1000;
-        this.blocked.block(bucket, untilMs);
-        this.broadcast?.publish(bucket, untilMs);
+        this.blocked.block(bucket, verdict.resetAtMs);
+        this.broadcast?.publish(bucket, verdict.resetAtMs);
       },
       () => undefined,
     );

@@ -5,6 +5,8 @@ export interface RateLimitVerdict {
   remaining: number;
   /** Seconds until the window resets: what `RateLimit-Reset` and `Retry-After` carry. */
   resetSeconds: number;
+  /** The instant (epoch ms) the window ends: a client refused now may come back then, not a rounded second later. */
+  resetAtMs: number;
 }
 
 export interface RateLimiter {

@@ -45,6 +45,7 @@ export class RedisRateLimiter implements RateLimiter {
       limit,
       remaining: Math.max(0, limit - count),
       resetSeconds: Math.max(1, Math.ceil(resetMs / 1000)),
+      resetAtMs: windowStart + RATE_LIMIT_WINDOW_MS,
     };
   }
 }

@@ -50,9 +50,13 @@ export class RedisConnection {
   readonly stats: RedisStats = { failures: 0, shortCircuited: 0 };
   private readonly recoveryListeners: (() => void)[] = [];
   private readonly probeTimer: NodeJS.Timeout;
+  private readonly logger: Logger;
+  /** A failure is logged when it starts a streak: an outage must not flood the log. */
+  private failing = false;
 
   constructor(options: RedisConnectionOptions) {
     const { logger } = options;
+    this.logger = logger;
     const common: RedisOptions = {
       // Fail fast instead of queueing: a redirect must never wait for a reconnect.
       enableOfflineQueue: false,
@@ -84,9 +88,7 @@ export class RedisConnection {
     });
     // ioredis emits every failed reconnect as an error event; the breaker already reports
     // the outage once, so these are only counted.
-    this.commands.on('error', () => {
-      this.stats.failures += 1;
-    });
+    this.commands.on('error', (error: Error) => this.failed(error, 'connection'));
     this.subscriber.on('error', () => undefined);
     this.commands.on('close', () => {
       if (this.breaker.state === 'closed') this.breaker.failed();
@@ -114,11 +116,20 @@ export class RedisConnection {
       throw new Error('redis unavailable (circuit open)');
     }
     try {
-      return await this.breaker.run(() => work(this.commands));
+      const result = await this.breaker.run(() => work(this.commands));
+      this.failing = false;
+      return result;
     } catch (error) {
-      this.stats.failures += 1;
+      this.failed(error, 'command');
       throw error;
     }
+  }
+
+  private failed(error: unknown, source: 'command' | 'connection'): void {
+    this.stats.failures += 1;
+    if (this.failing) return;
+    this.failing = true;
+    this.logger.warn({ err: error, source, status: this.commands.status }, 'redis command failed; callers fall back until it answers again');
   }
 
   /** Called when the circuit closes after an outage. */

@@ -83,6 +83,16 @@ describe('MemoryRateLimiter', () => {
     }
   });
 
+  test('resetAtMs is the window end exactly, where resetSeconds rounds up', async () => {
+    const time = clock();
+    const limiter = new MemoryRateLimiter(time.now);
+    const end = time.state.now + RATE_LIMIT_WINDOW_MS;
+    for (const offset of [0, 1, 30_500, 59_999]) {
+      time.state.now = end - RATE_LIMIT_WINDOW_MS + offset;
+      assert.equal((await limiter.consume('exact', 1_000_000)).resetAtMs, end, `at +${offset} ms`);
+    }
+  });
+
   test('a new window resets the count', async () => {
     const time = clock();
     const limiter = new MemoryRateLimiter(time.now);
