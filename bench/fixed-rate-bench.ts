@@ -1,9 +1,11 @@
 /**
- * Redirect latency at a steady rate, as a busy shortener sees it: autocannon sends
- * BENCH_RATE redirects/s (2,000 by default) for BENCH_SECONDS (20) over BENCH_LINKS (1,000)
- * links with a browser user agent, so every redirect is a click to enrich and store. Prints
- * p50/p99/p99.9, then waits for the analytics to catch up and compares the stats total with
- * the redirects served, and prints the server's RSS.
+ * Redirect latency at a steady rate, as a busy shortener sees it: BENCH_RATE redirects/s
+ * (2,000 by default), evenly paced (paced-load.ts), for BENCH_SECONDS (20) over BENCH_LINKS
+ * (1,000) links with a browser user agent, so every redirect is a click to enrich and store.
+ * The same load first goes to a bare node:http server, the floor of this machine and this
+ * generator. Prints p50/p99/p99.9 from the request written and from the instant it was due,
+ * the server's own event-loop delay, then waits for the analytics to catch up, compares
+ * the stats total with the redirects served, and prints the server's RSS.
  *
  *   npm run bench:fixed-rate                          embedded default (npm start)
  *   BENCH_STORE=postgres npm run bench:fixed-rate     ROLE=all with PostgreSQL + Redis + RabbitMQ
@@ -12,10 +14,10 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import autocannon from 'autocannon';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, rssMb, startBuiltShunt, stop } from './lib.js';
+import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, rssMb, startBare, startBuiltShunt, stop } from './lib.js';
+import { pacedLoad, type PacedResult, type Percentiles } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -37,21 +39,28 @@ try {
       ? {}
       : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix, AMQP_URL, AMQP_QUEUE: queue, WORKERS: '1' }),
   });
-  const codes = (await createLinks(port, LINKS)).map(([code]) => code);
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
-    connections: 100,
-    overallRate: RATE,
-    duration: SECONDS,
-    headers: { 'user-agent': BROWSER },
-    requests: [{ setupRequest: (request) => ({ ...request, path: `/${codes[Math.floor(Math.random() * codes.length)]}` }) }],
-  });
-  // The server's own count: autocannon does not count answers that arrive after its last second.
-  const served = await redirectsServed(port);
+  const pairs = await createLinks(port, LINKS);
+  const codes = pairs.map(([code]) => code);
+  const load = (target: number): Promise<PacedResult> =>
+    pacedLoad({ port: target, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+  const bare = await startBare(pairs);
+  const floor = await load(bare.port).finally(() => bare.child.kill());
+  // Warm the caches the way a running shortener has them, then measure.
+  await pacedLoad({ port, rate: RATE, seconds: 2, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+  await fetch(`http://127.0.0.1:${port}/metrics`);
+  const result = await load(port);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const served = redirectsServed(metrics);
   console.log(`\n${served} redirects at ${RATE}/s for ${SECONDS} s over ${LINKS} links (${STORE}${STORE === 'postgres' ? ', ROLE=all, Redis, RabbitMQ' : ''}), Node ${process.version}`);
-  console.log(`latency ms: p50 ${result.latency.p50}  p99 ${result.latency.p99}  p99.9 ${result.latency.p99_9}  max ${result.latency.max}`);
-  console.log(`errors ${result.errors}, timeouts ${result.timeouts}, answers other than a redirect ${result.non2xx - (result['3xx'] ?? 0)}`);
+  const line = (p: Percentiles): string => `p50 ${p.p50}  p99 ${p.p99}  p99.9 ${p.p999}  max ${p.max}`;
+  console.log(`bare node:http, latency ms from written: ${line(floor.fromWritten)};  from due: ${line(floor.fromDue)}`);
+  console.log(`Shunt,          latency ms from written: ${line(result.fromWritten)};  from due: ${line(result.fromDue)}`);
+  const other = result.answered - (result.statuses['302'] ?? 0);
+  console.log(`errors ${result.errors}, unanswered ${result.unanswered}, answers other than a redirect ${other}`);
   console.log(`server RSS after the run: ${rssMb(shunt)} MB`);
+  // The server's own view: a stall of its event loop shows here, autocannon's own delays do not.
+  const lag = (name: string): string => (Number(new RegExp(`^shunt_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(metrics)?.[1]) * 1000).toFixed(1);
+  console.log(`server event-loop delay ms: p50 ${lag('p50')}  p99 ${lag('p99')}  max ${lag('max')}`);
 
   const deadline = Date.now() + 120_000;
   let counted = 0;
@@ -81,8 +90,7 @@ async function statsTotal(port: number, codes: readonly string[]): Promise<numbe
 }
 
 /** 302s answered, from the server's request histogram on /metrics. */
-async function redirectsServed(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+function redirectsServed(text: string): number {
   let total = 0;
   for (const line of text.split('\n')) {
     if (line.startsWith('shunt_http_request_duration_seconds_count{') && line.includes('status="302"')) total += Number(line.split(' ').pop());

@@ -3,13 +3,11 @@
  * it would stall every redirect of the process for that long. One worker thread renders,
  * one request at a time; the queue in front of it is bounded, and beyond it the caller is
  * refused (503) rather than waiting. The worker is started on first use and again if it dies.
- *
- * The worker is a short CommonJS script given as text (the `qrcode` package resolved from
- * here), so the same code runs from `dist/` and under tsx in tests.
+ * The thread runs at background priority (qr-thread.ts).
  */
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../shared/errors.js';
+import { threadEntry } from '../shared/thread-entry.js';
 
 export type QrFormat = 'svg' | 'png';
 /** A print needs no more: 1024 px is 8.7 cm at 300 dpi. Also the QR query schema's maximum. */
@@ -17,21 +15,6 @@ export const QR_MAX_SIZE = 1024;
 export const QR_MIN_SIZE = 64;
 export const QR_DEFAULT_SIZE = 256;
 const MAX_QUEUED = 64;
-
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const QRCode = require(workerData.qrcode);
-parentPort.on('message', async ({ id, text, format, size }) => {
-  try {
-    const options = { width: size, margin: 2, errorCorrectionLevel: 'M' };
-    const body = format === 'png'
-      ? await QRCode.toBuffer(text, { ...options, type: 'png' })
-      : Buffer.from(await QRCode.toString(text, { ...options, type: 'svg' }), 'utf8');
-    parentPort.postMessage({ id, body });
-  } catch (error) {
-    parentPort.postMessage({ id, error: String(error && error.message || error) });
-  }
-});`;
 
 export function qrContentType(format: QrFormat): string {
   return format === 'png' ? 'image/png' : 'image/svg+xml';
@@ -46,7 +29,6 @@ export class QrRenderer {
   private worker: Worker | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
-  private readonly qrcodePath = createRequire(import.meta.url).resolve('qrcode');
 
   render(text: string, format: QrFormat, size: number): Promise<Buffer> {
     if (this.pending.size >= MAX_QUEUED) {
@@ -67,7 +49,7 @@ export class QrRenderer {
 
   private started(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { qrcode: this.qrcodePath } });
+    const worker = new Worker(threadEntry(import.meta.url, 'qr-thread'));
     // An idle renderer must not keep the process alive.
     worker.unref();
     worker.on('message', (message: { id: number; body?: Uint8Array; error?: string }) => {

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { DatabaseVisitorSalts } from '../analytics/database-visitor-salts.js';
 import { ClickEnricher } from '../analytics/enrich.js';
 import { createLogger } from '../observability/logger.js';
+import { runAsBackgroundThread } from '../shared/thread-priority.js';
 import { openDatabase } from '../storage/database.js';
 import { AmqpClickConsumer } from './amqp-click-consumer.js';
 import { ClickProcessor } from './click-processor.js';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('consumer-thread.ts runs only as a worker thread');
   const data = workerData as ConsumerThreadData;
+  runAsBackgroundThread();
   const report = (message: ConsumerThreadReport): void => port.postMessage(message);
   const logger = createLogger({ logLevel: data.logLevel }).child({ thread: 'click-consumer' });
   const db = await openDatabase({ url: data.databaseUrl, dataDir: 'memory://', poolSize: data.poolSize, applicationName: 'shunt-click-consumer' });

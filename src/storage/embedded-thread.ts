@@ -4,6 +4,7 @@
  * redirects. Requests come from embedded-store.ts; each gets one reply.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { runAsBackgroundThread } from '../shared/thread-priority.js';
 import type { Database, Queryable } from './database.js';
 import { openPglite } from './embedded-pglite.js';
 import { toWireError, toWireResult, type ClickReply, type ClickRequest, type StoreReply, type StoreRequest, type StoreThreadData, type WireResult } from './embedded-protocol.js';
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('embedded-thread.ts runs only as a worker thread');
   const { dataDir } = workerData as StoreThreadData;
+  runAsBackgroundThread();
   const db = await openPglite(dataDir);
   const open = new Map<number, OpenTransaction>();
   let clicks: ((request: ClickRequest) => void) | null = null;
