@@ -49,7 +49,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const servesApi = config.role === 'all' || config.role === 'api';
   const servesRedirects = config.role === 'all' || config.role === 'redirect';
   // One responder for every short-link answer, on the fast path and the routes alike.
-  const responder = new RedirectResponder(deps.clicks, deps.notFoundThrottle);
+  const responder = new RedirectResponder(config.clicks.enabled ? deps.clicks : null, deps.notFoundThrottle);
   const app = Fastify({
     // Cached redirects are answered before the framework; see fast-redirect.ts.
     serverFactory: (handler) => {

@@ -30,8 +30,9 @@ export class RedirectResponder {
     too_many: tooManyPasswordsPage(),
   };
 
+  /** `clicks` is null where the deployment keeps no analytics: no click is even built. */
   constructor(
-    private readonly clicks: ClickRecorder,
+    private readonly clicks: ClickRecorder | null,
     private readonly notFoundThrottle: NotFoundThrottle,
   ) {}
 
@@ -60,7 +61,7 @@ export class RedirectResponder {
   ): number {
     response.writeHead(status, { location, 'cache-control': cacheControl, 'x-request-id': reqId, 'content-length': '0' });
     response.end();
-    if (link !== null) this.clicks.record(clickFrom(link, request.method ?? 'GET', request.headers, ip));
+    if (link !== null && this.clicks !== null) this.clicks.record(clickFrom(link, request.method ?? 'GET', request.headers, ip));
     return status;
   }
 

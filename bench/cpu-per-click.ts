@@ -1,0 +1,147 @@
+/**
+ * CPU per redirect and per click, by thread: BENCH_RATE redirects/s (2,000) for BENCH_SECONDS
+ * (20), evenly paced, over 1,000 links with a browser user agent, once with clicks on and
+ * once with CLICKS_ENABLED=false. CPU time comes from /proc for each of the server's threads,
+ * from before the load until every click is stored (the server's CPU falls idle):
+ *
+ * - the HTTP thread (the main thread), which answers redirects;
+ * - background threads (nice 10: the embedded store's thread, or the click consumer of
+ *   `ROLE=all` on PostgreSQL), which enrich and store clicks;
+ * - V8's and libuv's helper threads (garbage collection, compilation, file I/O);
+ * - with BENCH_STORE=postgres, the PostgreSQL server's processes and RabbitMQ's broker.
+ *
+ * Per click = (clicks on - clicks off) / redirects, per thread: what a click adds.
+ *
+ *   npm run bench:cpu                          embedded default (npm start)
+ *   BENCH_STORE=postgres npm run bench:cpu     ROLE=all with PostgreSQL + Redis + RabbitMQ
+ *   BENCH_SHUNT_DIR=../old npm run bench:cpu   another build of Shunt (its dist/), e.g. an older commit
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createPostgresDatabase } from '../test/helpers/backends.js';
+import { freePort } from '../test/helpers/process.js';
+import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, stop, waitForHttp } from './lib.js';
+import { pacedLoad } from './paced-load.js';
+
+const RATE = Number(process.env.BENCH_RATE ?? 2000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'embedded';
+const SHUNT_DIR = resolve(process.env.BENCH_SHUNT_DIR ?? '.');
+const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
+const TICKS = 100; // USER_HZ on Linux
+
+type Part = 'http' | 'background' | 'helpers' | 'postgres' | 'broker';
+type Cpu = Record<Part, number>;
+
+/** utime + stime, in ms, and the nice value, of one /proc stat file. */
+function stat(path: string): { ms: number; nice: number; comm: string } | null {
+  try {
+    const text = readFileSync(path, 'utf8');
+    const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // After the comm: state is field 3, utime 14, stime 15, nice 19 (1-based, man 5 proc).
+    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, nice: Number(fields[16]), comm };
+  } catch {
+    return null;
+  }
+}
+
+function sample(pid: number): Cpu {
+  const cpu: Cpu = { http: 0, background: 0, helpers: 0, postgres: 0, broker: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const thread = stat(`/proc/${pid}/task/${tid}/stat`);
+    if (thread === null) continue;
+    if (Number(tid) === pid) cpu.http += thread.ms;
+    else if (thread.nice > 0) cpu.background += thread.ms;
+    else cpu.helpers += thread.ms;
+  }
+  if (STORE === 'postgres') {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const process = stat(`/proc/${entry}/stat`);
+      if (process?.comm === 'postgres') cpu.postgres += process.ms;
+      else if (process?.comm === 'beam.smp') cpu.broker += process.ms;
+    }
+  }
+  return cpu;
+}
+
+function minus(a: Cpu, b: Cpu): Cpu {
+  return { http: a.http - b.http, background: a.background - b.background, helpers: a.helpers - b.helpers, postgres: a.postgres - b.postgres, broker: a.broker - b.broker };
+}
+
+async function run(clicks: boolean): Promise<{ cpu: Cpu; served: number }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shunt-cpu-bench-'));
+  const redisPrefix = `bench-cpu-${process.pid}`;
+  const queue = `bench.cpu.${process.pid}`;
+  const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
+  let shunt: ChildProcess | undefined;
+  try {
+    const port = await freePort();
+    shunt = spawn(process.execPath, [join(SHUNT_DIR, 'dist/cli/main.js'), 'start'], {
+      cwd: SHUNT_DIR,
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ADMIN_API_KEY: ADMIN_KEY,
+        RATE_LIMIT_KEY_PER_MINUTE: '10000000',
+        DATA_DIR: dataDir,
+        LOG_LEVEL: 'warn',
+        CLICKS_ENABLED: String(clicks),
+        ...(database === null
+          ? {}
+          : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix, AMQP_URL, AMQP_QUEUE: queue, WORKERS: '1' }),
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const pid = shunt.pid ?? 0;
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, shunt);
+    const paths = (await createLinks(port, 1000)).map(([code]) => `/${code}`);
+    const load = (seconds: number) => pacedLoad({ port, rate: RATE, seconds, connections: 100, paths, headers: { 'user-agent': BROWSER } });
+    await load(3);
+    await quiet(pid);
+    const before = sample(pid);
+    const result = await load(SECONDS);
+    await quiet(pid);
+    const cpu = minus(sample(pid), before);
+    return { cpu, served: result.statuses['302'] ?? 0 };
+  } finally {
+    await stop(shunt);
+    await database?.drop();
+    if (database !== null) {
+      await dropRedisKeys(redisPrefix);
+      await deleteQueues(queue);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Until the server (and PostgreSQL, and the broker) used under 2% of a core for two seconds running. */
+async function quiet(pid: number): Promise<void> {
+  const total = (cpu: Cpu): number => cpu.http + cpu.background + cpu.helpers + cpu.postgres + cpu.broker;
+  let calm = 0;
+  for (let i = 0; i < 120 && calm < 2; i += 1) {
+    const before = total(sample(pid));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    calm = total(sample(pid)) - before < 20 ? calm + 1 : 0;
+  }
+}
+
+const off = await run(false);
+const on = await run(true);
+const parts: Part[] = STORE === 'postgres' ? ['http', 'background', 'helpers', 'postgres', 'broker'] : ['http', 'background', 'helpers'];
+const us = (ms: number, n: number): string => ((ms * 1000) / n).toFixed(1).padStart(8);
+const added = (onMs: number, offMs: number): string => ((onMs * 1000) / on.served - (offMs * 1000) / off.served).toFixed(1).padStart(8);
+console.log(`\nCPU µs per redirect, ${RATE}/s for ${SECONDS} s over 1,000 links, ${STORE}${STORE === 'postgres' ? ' (ROLE=all, Redis, RabbitMQ)' : ''}, build ${SHUNT_DIR}, Node ${process.version}`);
+console.log(`(clock ticks of 10 ms: each figure is ±${(10_000 / Math.min(on.served, off.served)).toFixed(2)} µs)\n`);
+console.log(`${'part'.padEnd(12)} clicks off  clicks on  per click`);
+for (const part of parts) {
+  console.log(`${part.padEnd(12)} ${us(off.cpu[part], off.served)}   ${us(on.cpu[part], on.served)}   ${added(on.cpu[part], off.cpu[part])}`);
+}
+const sum = (cpu: Cpu): number => parts.reduce((total, part) => total + cpu[part], 0);
+console.log(`${'total'.padEnd(12)} ${us(sum(off.cpu), off.served)}   ${us(sum(on.cpu), on.served)}   ${added(sum(on.cpu), sum(off.cpu))}`);
+console.log(`\nredirects: ${off.served} with clicks off, ${on.served} with clicks on`);
