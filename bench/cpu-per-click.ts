@@ -35,14 +35,17 @@ const TICKS = 100; // USER_HZ on Linux
 type Part = 'http' | 'background' | 'helpers' | 'postgres' | 'broker';
 type Cpu = Record<Part, number>;
 
-/** utime + stime, in ms, and the nice value, of one /proc stat file. */
-function stat(path: string): { ms: number; nice: number; comm: string } | null {
+/**
+ * utime + stime, in ms, the nice value, and the CPU of children it has reaped (cutime +
+ * cstime: a PostgreSQL backend that exits hands its time to the postmaster there).
+ */
+function stat(path: string): { ms: number; childrenMs: number; nice: number; comm: string } | null {
   try {
     const text = readFileSync(path, 'utf8');
     const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // After the comm: state is field 3, utime 14, stime 15, nice 19 (1-based, man 5 proc).
-    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, nice: Number(fields[16]), comm };
+    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, childrenMs: ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS, nice: Number(fields[16]), comm };
   } catch {
     return null;
   }
@@ -61,7 +64,7 @@ function sample(pid: number): Cpu {
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       const process = stat(`/proc/${entry}/stat`);
-      if (process?.comm === 'postgres') cpu.postgres += process.ms;
+      if (process?.comm === 'postgres') cpu.postgres += process.ms + process.childrenMs;
       else if (process?.comm === 'beam.smp') cpu.broker += process.ms;
     }
   }

@@ -42,7 +42,7 @@ export interface Config {
     readonly keyPrefix: string;
   };
   readonly amqp: {
-    /** Absent means the in-process click queue: events go straight to this process's consumer. */
+    /** Absent: this process stores the clicks it serves itself, on a thread of its own (ADR 0010). */
     readonly url: string | undefined;
     /** The durable click queue (a quorum queue where the broker supports it). */
     readonly queue: string;

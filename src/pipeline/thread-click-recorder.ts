@@ -5,8 +5,10 @@
  *
  * Back-pressure without loss: at most `maxInFlight` events are out to the thread at once;
  * beyond that, batches go to the disk spool (click-spool.ts) and are replayed as the thread
- * catches up. Every posted batch is kept until the thread answers it, and posted again
- * when it failed or the thread died (the store is idempotent by event id). Events are lost
+ * catches up. Every posted batch is kept until the thread answers it and posted again if the
+ * thread died; a batch the store failed goes to the spool, and so does everything after it
+ * until a replay succeeds, so a database outage is waited out on disk (the store is
+ * idempotent by event id). Events are lost
  * only when the spool itself is full or the disk fails, and those are counted and logged.
  */
 import type { Logger } from 'pino';
@@ -156,6 +158,19 @@ export class ThreadClickRecorder implements ClickRecorder {
   private answered(reply: ClickReply): void {
     const posted = this.posted.get(reply.batch);
     if (posted === undefined) return;
+    if (reply.t === 'clicks-failed' && posted.settle === undefined && !this.closed) {
+      // To disk at once, like everything after it until the store answers again: an outage's
+      // clicks wait in the spool, not in memory (ADR 0016), and the replay retries them.
+      this.posted.delete(reply.batch);
+      this.inFlight -= posted.events;
+      this.failures += 1;
+      this.options.onWriteFailure();
+      this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, 'click batch write failed; spooled for retry');
+      this.spool.append(posted.payload, posted.events);
+      this.replaySpool();
+      this.wakeWaiters();
+      return;
+    }
     if (reply.t === 'clicks-failed') {
       this.failed.add(reply.batch);
       this.wakeWaiters();

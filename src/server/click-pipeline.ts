@@ -1,16 +1,16 @@
 /**
  * Composes the click pipeline for a role (ADR 0007):
  * - instances that serve redirects get the recorder the redirect path hands clicks to: the
- *   broker publisher with AMQP_URL, otherwise the in-process queue, which feeds this
- *   process's own consumer;
+ *   broker publisher with AMQP_URL, otherwise a recorder that posts batches to the thread
+ *   that stores them (the embedded store's, or on PostgreSQL a click writer thread);
  * - workers (ROLE=worker or all) consume from the broker and keep the analytics store
  *   (partitions, retention, compaction).
  * Both paths end in the same ClickProcessor. None of the click work runs on this (the HTTP)
  * thread where it can be avoided (ADR 0010): in the embedded default it runs in the store's
- * thread, and in ROLE=all on PostgreSQL the consumer has a thread of its own.
+ * thread, on PostgreSQL without a broker in a click writer thread, and in ROLE=all on
+ * PostgreSQL with a broker the consumer has a thread of its own.
  */
 import type { Logger } from 'pino';
-import { BatchingClickRecorder } from '../clicks/batching-click-recorder.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
 import { NoClickRecorder } from '../clicks/no-click-recorder.js';
 import type { Config } from '../config/config.js';
@@ -24,20 +24,20 @@ import { IdempotencyStore } from '../http/idempotency-store.js';
 import { AmqpClickConsumer } from '../pipeline/amqp-click-consumer.js';
 import { AmqpClickPublisher } from '../pipeline/amqp-click-publisher.js';
 import { ClickProcessor } from '../pipeline/click-processor.js';
-import { isDataError, type Database } from '../storage/database.js';
+import type { Database } from '../storage/database.js';
 import { EmbeddedStore } from '../storage/embedded-store.js';
 import { ThreadClickRecorder } from '../pipeline/thread-click-recorder.js';
-import { ClickSpool } from '../pipeline/click-spool.js';
 import { ConsumerThread } from '../pipeline/consumer-thread-client.js';
+import { ClickWriterChannel } from '../pipeline/click-writer-channel.js';
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 
 /**
- * Clicks out to the embedded store's thread at once; a spike beyond this waits in the disk
- * spool. About 40 MB of events, and some seconds of work for the thread.
+ * Clicks out to the store's or the writer's thread at once; a spike (or a database outage)
+ * beyond this waits in the disk spool. About 40 MB of events, and some seconds of work.
  */
-const EMBEDDED_MAX_IN_FLIGHT = 100_000;
-/** Clicks the in-process queue holds in memory while the database is behind; more wait in the spool. */
-const QUEUE_MAX_BUFFERED = 100_000;
+const THREAD_MAX_IN_FLIGHT = 100_000;
+/** Batches are stored one at a time by the writer thread: two connections cover a retry beside it. */
+const CLICK_WRITER_POOL_SIZE = 2;
 
 export interface ClickPipeline {
   /** Where the redirect path records clicks. */
@@ -162,14 +162,36 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     logger.warn('ROLE=worker without AMQP_URL: there is no queue to consume; this worker only keeps the analytics store');
   }
 
+  // Without a broker, the clicks this process serves are enriched and stored on a thread:
+  // the embedded store's own, or on PostgreSQL a writer thread with a small pool of its own
+  // (ADR 0010). Either way the HTTP thread only batches and posts.
+  const storesOwnClicks = options.recorder === undefined && config.clicks.enabled && publisher === null && servesRedirects;
+  const writerChannel =
+    storesOwnClicks && !(db instanceof EmbeddedStore) && config.database.url !== undefined
+      ? new ClickWriterChannel(
+          {
+            databaseUrl: config.database.url,
+            poolSize: CLICK_WRITER_POOL_SIZE,
+            resilience: {
+              connectTimeoutMs: config.database.connectTimeoutMs,
+              statementTimeoutMs: config.database.statementTimeoutMs,
+              breakerThreshold: config.database.breakerThreshold,
+              breakerCooldownMs: config.database.breakerCooldownMs,
+            },
+          },
+          logger,
+        )
+      : null;
+  const channel = !storesOwnClicks ? null : db instanceof EmbeddedStore ? db : writerChannel;
   const threadRecorder =
-    options.recorder === undefined && config.clicks.enabled && publisher === null && db instanceof EmbeddedStore
-      ? new ThreadClickRecorder({
-          channel: db,
+    channel === null
+      ? null
+      : new ThreadClickRecorder({
+          channel,
           storeRawIp: config.clicks.storeRawIp,
           batchSize: config.worker.batchSize,
           flushIntervalMs: config.clicks.flushIntervalMs,
-          maxInFlight: EMBEDDED_MAX_IN_FLIGHT,
+          maxInFlight: THREAD_MAX_IN_FLIGHT,
           spoolDir: config.clicks.spoolDir,
           spoolMaxBytes: config.clicks.spoolMaxBytes,
           closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
@@ -177,60 +199,10 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           onStored: recordStored,
           onWriteFailure: () => metrics.clickWriteFailures.inc(),
           onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events),
-        })
-      : null;
+        });
   if (threadRecorder !== null) publisherStats = () => threadRecorder.stats;
 
-  // The in-process queue (PostgreSQL without a broker) waits out a database outage in the
-  // same disk spool as the broker publisher, rather than in memory.
-  const queued = options.recorder === undefined && config.clicks.enabled && publisher === null && threadRecorder === null;
-  const queueSpool =
-    queued && servesRedirects
-      ? ClickSpool.open({
-          dir: config.clicks.spoolDir,
-          maxBytes: config.clicks.spoolMaxBytes,
-          onProblem: (problem) => logger.error({ problem: { ...problem, error: undefined }, err: 'error' in problem ? problem.error : undefined }, 'click spool problem'),
-        })
-      : null;
-  if (queueSpool !== null && queueSpool.stats.events > 0) logger.warn({ events: queueSpool.stats.events, path: queueSpool.path }, 'click spool holds events from an earlier run; storing them');
-  const queue =
-    !queued
-      ? null
-      : new BatchingClickRecorder({
-          write: async (events) => {
-            await processor.handle(events);
-          },
-          flushIntervalMs: config.clicks.flushIntervalMs,
-          batchSize: config.worker.batchSize,
-          maxBuffered: QUEUE_MAX_BUFFERED,
-          ...(queueSpool === null ? {} : { spool: queueSpool }),
-          onError: (error, events) => {
-            metrics.clickWriteFailures.inc();
-            logger.error({ err: error, events }, 'click batch write failed; kept for retry');
-          },
-          isPermanent: isDataError,
-          onDropped: (events, reason) => {
-            metrics.clicksDropped.inc({ reason }, events);
-            logger.error({ events, reason }, reason === 'overflow' ? 'click buffer full: oldest clicks dropped' : 'clicks refused by the store: dropped');
-          },
-        });
-  if (queue !== null && queueSpool !== null) {
-    publisherStats = () => {
-      const spool = queueSpool.stats;
-      return {
-        connected: queue.storeReachable,
-        blocked: false,
-        published: 0,
-        publishFailures: 0,
-        spooledEvents: spool.events,
-        spoolBytes: spool.bytes,
-        spoolMaxBytes: config.clicks.spoolMaxBytes,
-        droppedEvents: spool.dropped,
-      };
-    };
-  }
-
-  const recorder: ClickRecorder = options.recorder?.(processor) ?? publisher ?? threadRecorder ?? queue ?? new NoClickRecorder();
+  const recorder: ClickRecorder = options.recorder?.(processor) ?? publisher ?? threadRecorder ?? new NoClickRecorder();
 
   return {
     recorder,
@@ -247,11 +219,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
     async close() {
       // Producer first: in ROLE=all the buffered clicks may still reach this process's consumer.
       await recorder.close();
-      if (queueSpool !== null) {
-        const left = queueSpool.stats.events;
-        if (left > 0) logger.warn({ events: left, path: queueSpool.path }, 'click events left in the spool for the next start');
-        queueSpool.close();
-      }
+      await writerChannel?.close();
       await consumer?.close();
       await consumerThread?.close();
       await maintenance?.close();
