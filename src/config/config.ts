@@ -324,7 +324,11 @@ export function loadConfig(env: Env = process.env): Config {
     trustedProxies,
     cache: {
       maxEntries: read.int('CACHE_MAX_ENTRIES', 100_000, 0, 100_000_000),
-      ttlSeconds: read.int('CACHE_TTL_SECONDS', 10, 1, 86_400),
+      // One process owns the embedded store, so every change to a link passes through its own
+      // cache and invalidates it exactly: the TTL only bounds what a bug could leave stale, and
+      // a short one would cost a store read per hot link every few seconds (ADR 0004). With a
+      // shared database, other instances write too, and the TTL bounds staleness without Redis.
+      ttlSeconds: read.int('CACHE_TTL_SECONDS', databaseUrl === undefined ? 300 : 10, 1, 86_400),
       redisTtlSeconds: read.int('CACHE_REDIS_TTL_SECONDS', 3600, 1, 30 * 86_400),
       negativeTtlSeconds: read.int('CACHE_NEGATIVE_TTL_SECONDS', 60, 1, 86_400),
     },

@@ -53,7 +53,9 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(config.destinations, { maxUrlLength: 2048, blockedDomains: [], allowPrivateAddresses: false });
     assert.deepEqual(config.rateLimits, { keyPerMinute: 600, ipPerMinute: 60, notFoundPerMinute: 120, passwordPerLinkPerMinute: 10, passwordPerIpPerMinute: 20 });
     assert.deepEqual(config.trustedProxies, []);
-    assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 10, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
+    // Embedded: one process sees every change to a link, so the in-process TTL is long.
+    assert.deepEqual(config.cache, { maxEntries: 100_000, ttlSeconds: 300, redisTtlSeconds: 3600, negativeTtlSeconds: 60 });
+    assert.equal(loadConfig({ DATABASE_URL: 'postgres://localhost/shunt' }).cache.ttlSeconds, 10, 'a shared database keeps the short TTL');
     assert.deepEqual(config.clicks, {
       enabled: true,
       flushIntervalMs: 250,
