@@ -102,7 +102,11 @@ export function printTable(title: string, results: readonly Result[]): void {
 
 /** Starts the built Shunt (`dist/`) with `env`; resolves once it answers /healthz. */
 export async function startBuiltShunt(port: number, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/cli/main.js', 'start'], {
+  // BENCH_SERVER_CPUS=0 pins the server to core 0 (run the benchmark itself under
+  // `taskset -c 1`), so load generators and server do not take turns on the same cores.
+  const pin = process.env.BENCH_SERVER_CPUS;
+  const [command, args] = pin === undefined ? [process.execPath, ['dist/cli/main.js', 'start']] : ['taskset', ['-c', pin, process.execPath, 'dist/cli/main.js', 'start']];
+  const child = spawn(command, args, {
     env: { ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN_KEY, RATE_LIMIT_KEY_PER_MINUTE: '10000000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
