@@ -1,6 +1,7 @@
 /** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import amqp from 'amqplib';
 import autocannon from 'autocannon';
 import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
@@ -105,7 +106,9 @@ export async function startBuiltShunt(port: number, env: Record<string, string>)
   // BENCH_SERVER_CPUS=0 pins the server to core 0 (run the benchmark itself under
   // `taskset -c 1`), so load generators and server do not take turns on the same cores.
   const pin = process.env.BENCH_SERVER_CPUS;
-  const [command, args] = pin === undefined ? [process.execPath, ['dist/cli/main.js', 'start']] : ['taskset', ['-c', pin, process.execPath, 'dist/cli/main.js', 'start']];
+  // BENCH_SHUNT_DIR=../other runs another build (its dist/), e.g. an older commit, for a before/after.
+  const main = join(resolve(process.env.BENCH_SHUNT_DIR ?? '.'), 'dist/cli/main.js');
+  const [command, args] = pin === undefined ? [process.execPath, [main, 'start']] : ['taskset', ['-c', pin, process.execPath, main, 'start']];
   const child = spawn(command, args, {
     env: { ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN_KEY, RATE_LIMIT_KEY_PER_MINUTE: '10000000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
