@@ -29,6 +29,7 @@ import { EmbeddedStore } from '../storage/embedded-store.js';
 import { ThreadClickRecorder } from '../pipeline/thread-click-recorder.js';
 import { ConsumerThread } from '../pipeline/consumer-thread-client.js';
 import { ClickWriterChannel } from '../pipeline/click-writer-channel.js';
+import { ThreadClickWriter } from '../pipeline/thread-click-writer.js';
 import type { EnrichedClick } from '../analytics/enriched-click.js';
 
 /**
@@ -133,6 +134,12 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
         })
       : null;
   if (consumerThread !== null) consumerStats = () => consumerThread.stats;
+  // The embedded store with a broker: the consumer stays here (it only moves bytes), and
+  // each batch is enriched and written in the store's thread before it is acknowledged.
+  const storeThreadWriter =
+    consumes && brokerUrl !== undefined && consumerThread === null && db instanceof EmbeddedStore && options.recorder === undefined
+      ? new ThreadClickWriter(db, { storeRawIp: config.clicks.storeRawIp, onStored: recordStored, onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events) })
+      : null;
   const consumer =
     consumes && brokerUrl !== undefined && consumerThread === null
       ? new AmqpClickConsumer({
@@ -148,7 +155,8 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           retryBackoff: { minMs: 500, maxMs: 5000 },
           handle: async (events) => {
             try {
-              await processor.handle(events);
+              if (storeThreadWriter !== null) await storeThreadWriter.write(events);
+              else await processor.handle(events);
             } catch (error) {
               metrics.clickWriteFailures.inc();
               throw error;

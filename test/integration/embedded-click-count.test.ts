@@ -76,57 +76,60 @@ const amqpUp = await amqpReachable();
 const postgresOptions = await backendTestOptions('postgres');
 const rabbitOptions = !amqpUp && !IN_CI ? { skip: `RabbitMQ not reachable at ${new URL(SHARED_AMQP_URL).host}` } : {};
 
-describe('ROLE=all on PostgreSQL with RabbitMQ', { ...postgresOptions, ...rabbitOptions }, () => {
-  test('the consumer thread stores every redirect served, and SIGTERM drains it', async () => {
-    assert.ok(amqpUp, 'RabbitMQ is not reachable (CI=true needs it)');
-    const database = await createPostgresDatabase();
-    const queue = uniqueQueue();
-    const dir = mkdtempSync(join(tmpdir(), 'shunt-all-'));
-    try {
-      const env = { DATA_DIR: dir, ADMIN_API_KEY: ADMIN, DATABASE_URL: database.url, AMQP_URL: SHARED_AMQP_URL, AMQP_QUEUE: queue, ROLE: 'all' };
-      const shunt = await startShunt(env);
-      const codes: string[] = [];
+for (const store of ['postgres', 'embedded'] as const) {
+  const thread = store === 'postgres' ? 'the consumer thread' : "the store's thread";
+  describe(`ROLE=all on ${store === 'postgres' ? 'PostgreSQL' : 'the embedded store'} with RabbitMQ`, { ...(store === 'postgres' ? postgresOptions : {}), ...rabbitOptions }, () => {
+    test(`${thread} stores every redirect served, and SIGTERM drains it`, async () => {
+      assert.ok(amqpUp, 'RabbitMQ is not reachable (CI=true needs it)');
+      const database = store === 'postgres' ? await createPostgresDatabase() : null;
+      const queue = uniqueQueue();
+      const dir = mkdtempSync(join(tmpdir(), 'shunt-all-'));
       try {
-        for (let index = 0; index < 5; index += 1) {
-          const created = await fetch(`${shunt.url}/api/v1/links`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ url: `https://example.com/all/${index}` }),
+        const env = { DATA_DIR: dir, ADMIN_API_KEY: ADMIN, AMQP_URL: SHARED_AMQP_URL, AMQP_QUEUE: queue, ROLE: 'all', ...(database === null ? {} : { DATABASE_URL: database.url }) };
+        const shunt = await startShunt(env);
+        const codes: string[] = [];
+        try {
+          for (let index = 0; index < 5; index += 1) {
+            const created = await fetch(`${shunt.url}/api/v1/links`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ url: `https://example.com/all/${index}` }),
+            });
+            codes.push(((await created.json()) as { code: string }).code);
+          }
+          const result = await autocannon({
+            url: shunt.url,
+            connections: 16,
+            amount: 2000,
+            requests: codes.map((code) => ({ method: 'GET' as const, path: `/${code}`, headers: { 'user-agent': BROWSER } })),
           });
-          codes.push(((await created.json()) as { code: string }).code);
+          assert.equal(result.non2xx, 2000);
+        } finally {
+          shunt.child.kill('SIGTERM');
         }
-        const result = await autocannon({
-          url: shunt.url,
-          connections: 16,
-          amount: 2000,
-          requests: codes.map((code) => ({ method: 'GET' as const, path: `/${code}`, headers: { 'user-agent': BROWSER } })),
-        });
-        assert.equal(result.non2xx, 2000);
+        assert.equal(await shunt.exited, 0, shunt.stderr());
+        const again = await startShunt(env);
+        try {
+          // What the broker still held at the SIGTERM is consumed by this start.
+          let all = 0;
+          await eventually('every redirect served is counted', async () => {
+            all = 0;
+            for (const code of codes) all += await totalClicks(again.url, code, 'include');
+            return all >= 2000;
+          });
+          assert.equal(all, 2000, 'every redirect served was counted exactly once');
+        } finally {
+          again.child.kill('SIGTERM');
+          await again.exited;
+        }
       } finally {
-        shunt.child.kill('SIGTERM');
+        await deleteClickTopology(queue);
+        await database?.drop();
+        rmSync(dir, { recursive: true, force: true });
       }
-      assert.equal(await shunt.exited, 0, shunt.stderr());
-      const again = await startShunt(env);
-      try {
-        // What the broker still held at the SIGTERM is consumed by this start.
-        let all = 0;
-        await eventually('every redirect served is counted', async () => {
-          all = 0;
-          for (const code of codes) all += await totalClicks(again.url, code, 'include');
-          return all >= 2000;
-        });
-        assert.equal(all, 2000, 'every redirect served was counted exactly once');
-      } finally {
-        again.child.kill('SIGTERM');
-        await again.exited;
-      }
-    } finally {
-      await deleteClickTopology(queue);
-      await database.drop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
-});
+}
 
 async function totalClicks(base: string, code: string, bots: 'include' | 'exclude'): Promise<number> {
   const response = await fetch(`${base}/api/v1/links/${code}/stats?bots=${bots}`, { headers: { authorization: `Bearer ${ADMIN}` } });
