@@ -7,8 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Queryable } from '../storage/database.js';
-import { exportClicks } from './click-export.js';
-import { csvHeader, csvRows } from './click-csv.js';
+import { clickCsv } from './click-csv-export.js';
 import type { ExportJob, ExportJobs } from './export-jobs.js';
 
 export interface ExportJobRunnerOptions {
@@ -132,7 +131,7 @@ export class ExportJobRunner {
     const jobs = this.jobs;
     const includeIp = this.options.includeIp;
     if (!(await jobs.restart(job.id, lease))) return 'lost';
-    let pending = csvHeader(includeIp);
+    let pending = '';
     let seq = 0;
     let rows = 0;
     let bytes = 0;
@@ -146,14 +145,14 @@ export class ExportJobRunner {
       renewedAt = Date.now();
       return true;
     };
-    const pages = exportClicks(this.options.db, job.linkId, { from: job.from, to: job.to, ...(this.options.pageSize === undefined ? {} : { pageSize: this.options.pageSize }) });
-    for await (const page of pages) {
+    const range = { from: job.from, to: job.to, ...(this.options.pageSize === undefined ? {} : { pageSize: this.options.pageSize }) };
+    for await (const part of clickCsv(this.options.db, job.linkId, range, includeIp)) {
       if (this.closing) {
         await jobs.release(job.id, lease);
         return 'released';
       }
-      pending += csvRows(page, includeIp);
-      rows += page.length;
+      pending += part.text;
+      rows += part.rows;
       if (Buffer.byteLength(pending, 'utf8') >= this.chunkBytes) {
         if (!(await flush())) return 'lost';
       } else if (Date.now() - renewedAt > this.leaseMs / 3) {

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { AnalyticsService } from '../analytics/analytics-service.js';
 import type { QrCache } from '../cache/qr-cache.js';
 import type { ExportJobs } from '../analytics/export-jobs.js';
 import type { ClickRecorder } from '../clicks/click-event.js';
@@ -11,7 +12,6 @@ import type { LiveClickFeed } from '../live/live-click-feed.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { NotFoundThrottle } from '../ratelimit/not-found-throttle.js';
 import type { RateLimiter } from '../ratelimit/rate-limiter.js';
-import type { Queryable } from '../storage/database.js';
 import type { EventStreamOptions } from './event-streams.js';
 import type { IdempotencyStore } from './idempotency-store.js';
 import type { RouteDoc } from './openapi.js';
@@ -40,8 +40,8 @@ export interface AppDeps {
   readiness: Readiness;
   /** Stats, CSV exports and the live click stream. */
   analytics: {
-    /** The primary store: rollups and raw clicks are written there (a replica may lag). */
-    db: Queryable;
+    /** Stats, overview and totals, export plans and stream re-checks: the routes' only way to the analytics store. */
+    service: AnalyticsService;
     liveClicks: LiveClickFeed;
     exports: ExportJobs;
     events: EventStreamOptions;

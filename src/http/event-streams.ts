@@ -9,8 +9,7 @@
  * and measured once, however it ended.
  */
 import type { ServerResponse } from 'node:http';
-import type { Queryable } from '../storage/database.js';
-import { grantKey, revokedGrants, type StreamGrant } from './stream-authorization.js';
+import { grantKey, type StreamGrant, type StreamGrantCheck } from '../analytics/stream-authorization.js';
 
 export interface EventStreamOptions {
   /** A comment is sent this often, so proxies keep the connection and dead clients are noticed. */
@@ -103,8 +102,8 @@ export class EventStream {
 }
 
 export interface EventStreamsContext {
-  /** Where grants are checked again: the primary, so that a revocation is seen at once. */
-  db: Queryable;
+  /** Where grants are checked again (on the primary, so that a revocation is seen at once). */
+  grants: StreamGrantCheck;
   logger: { warn(details: object, message: string): void };
 }
 
@@ -187,7 +186,7 @@ export class EventStreams {
     try {
       const grants = new Map<string, StreamGrant>();
       for (const grant of this.streams.values()) grants.set(grantKey(grant), grant);
-      const revoked = await revokedGrants(this.context.db, [...grants.values()]);
+      const revoked = await this.context.grants.revokedGrants([...grants.values()]);
       if (revoked.size === 0) return;
       for (const [stream, grant] of [...this.streams]) {
         if (revoked.has(grantKey(grant))) stream.end('access to this link ended (key revoked, or link deleted or given away)');

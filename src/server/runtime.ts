@@ -25,6 +25,7 @@ import { shortUrlFor } from '../http/routes/link-json.js';
 import { IdempotencyStore } from '../http/idempotency-store.js';
 import { MemoryLiveClickFeed, type LiveClickFeed } from '../live/live-click-feed.js';
 import { RedisLiveClickFeed } from '../live/redis-live-click-feed.js';
+import { AnalyticsService } from '../analytics/analytics-service.js';
 import { ExportJobRunner } from '../analytics/export-job-runner.js';
 import { ExportJobs } from '../analytics/export-jobs.js';
 import { DEFAULT_EVENT_STREAM_OPTIONS, type EventStreamOptions } from '../http/event-streams.js';
@@ -233,7 +234,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         },
         check: () => db.ping(),
       },
-      analytics: { db, liveClicks, exports: exportJobs, events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...config.events, ...options.eventStreams } },
+      analytics: {
+        service: new AnalyticsService(db, { syncMaxRows: config.exports.syncMaxRows, includeIp: config.clicks.storeRawIp }),
+        liveClicks,
+        exports: exportJobs,
+        events: { ...DEFAULT_EVENT_STREAM_OPTIONS, ...config.events, ...options.eventStreams },
+      },
     };
     const built = await buildApp(deps);
     await pipeline.start();

@@ -14,7 +14,7 @@ import { ownedLink } from './owned-link.js';
 
 export function eventRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { links, analytics, readiness, metrics, logger } = deps;
-  const streams = new EventStreams(analytics.events, { db: analytics.db, logger });
+  const streams = new EventStreams(analytics.events, { grants: analytics.service, logger });
   new Gauge({
     name: 'shunt_event_streams',
     help: 'Open event streams (GET /api/v1/links/{code}/events) on this instance',

@@ -5,13 +5,10 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { estimateClicks } from '../../analytics/click-count-estimate.js';
-import { csvFileName, csvHeader, csvRows } from '../../analytics/click-csv.js';
-import { exportClicks } from '../../analytics/click-export.js';
+import { csvFileName } from '../../analytics/click-csv.js';
 import type { ExportJob } from '../../analytics/export-jobs.js';
 import type { Actor } from '../../links/link.js';
 import { AppError } from '../../shared/errors.js';
-import type { Queryable } from '../../storage/database.js';
 import type { AppDeps } from '../app-deps.js';
 import { CsvSchema, ExportIdParamsSchema, ExportJobSchema, ExportQuerySchema, type ExportQuery } from '../analytics-schemas.js';
 import { requireActor } from '../gateway.js';
@@ -50,16 +47,10 @@ function visible(job: ExportJob | null, actor: Actor): job is ExportJob {
   return job !== null && (actor.role === 'admin' || job.ownerKeyId === actor.keyId);
 }
 
-async function* csvFile(db: Queryable, linkId: string, from: Date, to: Date, includeIp: boolean): AsyncGenerator<string> {
-  yield csvHeader(includeIp);
-  for await (const page of exportClicks(db, linkId, { from, to })) yield csvRows(page, includeIp);
-}
-
 const attachment = (name: string): string => `attachment; filename="${name}"`;
 
 export function exportRoutes(app: FastifyInstance, deps: AppDeps): void {
   const { links, analytics, config } = deps;
-  const includeIp = config.clicks.storeRawIp;
 
   app.get<{ Params: { code: string }; Querystring: ExportQuery }>('/links/:code/stats/export', {
     schema: { params: CodeParamsSchema, querystring: ExportQuerySchema },
@@ -87,7 +78,8 @@ export function exportRoutes(app: FastifyInstance, deps: AppDeps): void {
     const { from, to } = resolveRange(request.query, Date.now());
     const link = await ownedLink(links, request.params.code, actor);
     void reply.header('Cache-Control', 'private, no-store');
-    if ((await estimateClicks(analytics.db, link.id, from, to)) > config.exports.syncMaxRows) {
+    const plan = await analytics.service.planExport(link.id, from, to);
+    if (plan.mode === 'queue') {
       if ((await analytics.exports.countUnfinished(actor.keyId)) >= MAX_UNFINISHED_EXPORTS_PER_KEY) {
         throw new AppError('rate_limited', {
           detail: `This key has ${MAX_UNFINISHED_EXPORTS_PER_KEY} exports waiting or running; ask again once one is done`,
@@ -101,7 +93,7 @@ export function exportRoutes(app: FastifyInstance, deps: AppDeps): void {
     return reply
       .type(CSV_TYPE)
       .header('Content-Disposition', attachment(csvFileName(link.code, from, to)))
-      .send(Readable.from(csvFile(analytics.db, link.id, from, to, includeIp), { objectMode: false }));
+      .send(Readable.from(plan.file, { objectMode: false }));
   });
 
   app.get<{ Params: { id: string } }>('/exports/:id', {

@@ -1,7 +1,7 @@
 /** /api/v1/stats/overview and /api/v1/stats/links: account-wide numbers for the dashboard. */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { accountOverview, linkTotals, MAX_OVERVIEW_DAYS, overviewDays } from '../../analytics/overview-query.js';
+import { MAX_OVERVIEW_DAYS, overviewDays } from '../../analytics/overview-query.js';
 import { isCode } from '../../links/code-shape.js';
 import type { AppDeps } from '../app-deps.js';
 import { sendRevalidated } from '../etag.js';
@@ -59,7 +59,7 @@ export function overviewRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (overviewDays(range.from, range.to).points > MAX_OVERVIEW_DAYS) {
       throw validationFailed([{ field: 'from', message: `the range may cover at most ${MAX_OVERVIEW_DAYS} days` }]);
     }
-    const overview = await accountOverview(deps.analytics.db, {
+    const overview = await deps.analytics.service.overview({
       ...range, bots: request.query.bots ?? 'exclude', top: request.query.top ?? 10, ownerKeyId: actor.role === 'admin' ? null : actor.keyId,
     });
     return sendRevalidated(request, reply, overview);
@@ -79,7 +79,7 @@ export function overviewRoutes(app: FastifyInstance, deps: AppDeps): void {
     const codes = [...new Set(request.query.codes.split(',').map((code) => code.trim()).filter((code) => code !== ''))];
     if (codes.length > 100) throw validationFailed([{ field: 'codes', message: 'at most 100 codes' }]);
     const valid = codes.filter(isCode);
-    const items = await linkTotals(deps.analytics.db, valid, actor.role === 'admin' ? null : actor.keyId, request.query.bots ?? 'exclude');
+    const items = await deps.analytics.service.linkTotals(valid, actor.role === 'admin' ? null : actor.keyId, request.query.bots ?? 'exclude');
     return sendRevalidated(request, reply, { items });
   });
 }

@@ -1,6 +1,6 @@
 /** GET /api/v1/links/{code}/stats: a link's clicks over time and by referrer, country, browser, OS and device. */
 import type { FastifyInstance } from 'fastify';
-import { linkStats, planStats, StatsQueryError, type LinkStatsOptions, type StatsInterval } from '../../analytics/stats-query.js';
+import { planStats, StatsQueryError, type LinkStatsOptions, type StatsInterval } from '../../analytics/stats-query.js';
 import type { AppDeps } from '../app-deps.js';
 import { HOURLY_DEFAULT_MAX_DAYS, LinkStatsSchema, StatsQuerySchema, type StatsQuery } from '../analytics-schemas.js';
 import { sendRevalidated } from '../etag.js';
@@ -8,7 +8,6 @@ import { requireActor } from '../gateway.js';
 import { resolveRange, validationFailed } from '../query-range.js';
 import { CodeParamsSchema } from '../schemas.js';
 import { ownedLink } from './owned-link.js';
-import { LinkImportRepository } from '../../links/link-import-repository.js';
 
 const DAY_MS = 86_400_000;
 
@@ -62,11 +61,6 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
     const actor = requireActor(request);
     const options = statsOptions(request.query, Date.now());
     const link = await ownedLink(links, request.params.code, actor);
-    // Rollups are written to the primary; a replica could answer with a lagging count.
-    const [stats, imported] = await Promise.all([
-      linkStats(analytics.db, link.id, options),
-      new LinkImportRepository(analytics.db).importedClicks(link.id),
-    ]);
-    return sendRevalidated(request, reply, { ...stats, totals: { ...stats.totals, imported } });
+    return sendRevalidated(request, reply, await analytics.service.linkStats(link.id, options));
   });
 }

@@ -13,6 +13,11 @@ export interface StreamGrant {
   linkId: string;
 }
 
+/** Answers which open streams must end; the event streams ask it every few seconds. */
+export interface StreamGrantCheck {
+  revokedGrants(grants: readonly StreamGrant[]): Promise<Set<string>>;
+}
+
 export const grantKey = (grant: StreamGrant): string => `${grant.keyId} ${grant.linkId}`;
 
 /**
