@@ -121,6 +121,11 @@ export class ClusterLiveClickFeed implements LiveClickFeed {
     return this.listeners.size;
   }
 
+  /** Lapsed remote watches count until publish prunes them: a wasted announcement, never a lost one. */
+  get wanted(): boolean {
+    return this.listeners.size > 0 || this.remote.size > 0;
+  }
+
   publish(clicks: readonly EnrichedClick[]): void {
     if (this.closed) return;
     const elsewhere: LiveClick[] = [];

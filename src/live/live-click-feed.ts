@@ -61,6 +61,13 @@ export interface LiveClickFeed {
   subscribe(linkId: string, listener: LiveClickListener): () => void;
   /** Links with at least one subscriber in this process. */
   readonly watched: number;
+  /**
+   * False when no click published now could reach a listener, here or elsewhere: a writer on
+   * another thread then need not send its stored clicks back to be announced. Announcements
+   * stay best-effort: clicks already on their way when the first watcher arrives (a batch,
+   * some hundreds of milliseconds) may go unannounced; they are stored and counted all the same.
+   */
+  readonly wanted: boolean;
   close(): Promise<void>;
 }
 
@@ -121,6 +128,10 @@ export class MemoryLiveClickFeed implements LiveClickFeed {
 
   get watched(): number {
     return this.listeners.size;
+  }
+
+  get wanted(): boolean {
+    return this.listeners.size > 0;
   }
 
   publish(clicks: readonly EnrichedClick[]): void {

@@ -98,6 +98,11 @@ export class RedisLiveClickFeed implements LiveClickFeed {
     return this.listeners.size;
   }
 
+  /** Until the first publish has learnt which links are watched elsewhere, assume some are. */
+  get wanted(): boolean {
+    return this.tracking === null || this.earlyClicks !== null || this.listeners.size > 0 || this.watchedRemotely.size > 0;
+  }
+
   /** Whether this writer currently publishes the clicks of `code`. */
   publishes(code: string): boolean {
     return (this.watchedRemotely.get(code) ?? 0) > Date.now();

@@ -35,6 +35,8 @@ export interface ThreadClickRecorderOptions {
   retryDelayMs?: number;
   logger: Logger;
   onStored: (stored: readonly EnrichedClick[], counts: { inserted: number; duplicates: number }, lagSeconds: readonly number[]) => void;
+  /** Whether stored clicks are wanted back, to be announced (the live feed has watchers). */
+  announce: () => boolean;
   onWriteFailure: () => void;
   onRefused: (events: number) => void;
 }
@@ -152,7 +154,7 @@ export class ThreadClickRecorder implements ClickRecorder {
     this.posted.set(batch, posted);
     this.inFlight += posted.events;
     this.sent += 1;
-    this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events });
+    this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
   }
 
   private answered(reply: ClickReply): void {
@@ -179,7 +181,7 @@ export class ThreadClickRecorder implements ClickRecorder {
       this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, 'click batch write failed; kept for retry');
       const timer = setTimeout(() => {
         this.retryTimers.delete(timer);
-        if (this.posted.get(reply.batch) === posted && this.options.channel.alive) this.options.channel.postClicks({ t: 'clicks', batch: reply.batch, payload: posted.payload, events: posted.events });
+        if (this.posted.get(reply.batch) === posted && this.options.channel.alive) this.options.channel.postClicks({ t: 'clicks', batch: reply.batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
       }, this.options.retryDelayMs ?? 1000);
       this.retryTimers.add(timer);
       return;
@@ -203,7 +205,7 @@ export class ThreadClickRecorder implements ClickRecorder {
 
   /** After a new thread replaced a dead one: everything unanswered goes again. */
   private repost(): void {
-    for (const [batch, posted] of this.posted) this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events });
+    for (const [batch, posted] of this.posted) this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
   }
 
   private replaySpool(): void {

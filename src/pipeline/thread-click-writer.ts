@@ -26,7 +26,7 @@ export class ThreadClickWriter {
 
   constructor(
     private readonly channel: ClickChannel,
-    private readonly options: { storeRawIp: boolean; onStored: Stored; onRefused: (events: number) => void },
+    private readonly options: { storeRawIp: boolean; onStored: Stored; onRefused: (events: number) => void; announce: () => boolean },
   ) {
     channel.onClickReply((reply) => this.answered(reply));
     // A new thread knows nothing of what the old one was given: the consumer tries again.
@@ -41,7 +41,7 @@ export class ThreadClickWriter {
     const payload = Buffer.from(encodeProducedClickBatch(events));
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(batch, { resolve, reject });
-      this.channel.postClicks({ t: 'clicks', batch, payload, events: events.length });
+      this.channel.postClicks({ t: 'clicks', batch, payload, events: events.length, announce: this.options.announce() });
     });
   }
 

@@ -138,7 +138,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
   // each batch is enriched and written in the store's thread before it is acknowledged.
   const storeThreadWriter =
     consumes && brokerUrl !== undefined && consumerThread === null && db instanceof EmbeddedStore && options.recorder === undefined
-      ? new ThreadClickWriter(db, { storeRawIp: config.clicks.storeRawIp, onStored: recordStored, onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events) })
+      ? new ThreadClickWriter(db, { storeRawIp: config.clicks.storeRawIp, onStored: recordStored, onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events), announce: () => options.live.wanted })
       : null;
   const consumer =
     consumes && brokerUrl !== undefined && consumerThread === null
@@ -205,6 +205,7 @@ export function createClickPipeline(options: ClickPipelineOptions): ClickPipelin
           closeTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
           logger,
           onStored: recordStored,
+          announce: () => options.live.wanted,
           onWriteFailure: () => metrics.clickWriteFailures.inc(),
           onRefused: (events) => metrics.clicksDropped.inc({ reason: 'refused' }, events),
         });

@@ -72,7 +72,8 @@ export function fromWireError(wire: WireError): Error {
 }
 
 /** Clicks from the HTTP thread to the store thread, and what became of them. */
-export type ClickRequest = { t: 'clicks'; batch: number; payload: Uint8Array; events: number };
+/** `announce`: send the stored clicks back (for the live feed); else only counts and lag. */
+export type ClickRequest = { t: 'clicks'; batch: number; payload: Uint8Array; events: number; announce: boolean };
 
 export type ClickReply =
   | {

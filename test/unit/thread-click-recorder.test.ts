@@ -68,6 +68,7 @@ describe('ThreadClickRecorder', () => {
       retryDelayMs: 20,
       logger: pino({ level: 'silent' }),
       onStored: () => undefined,
+      announce: () => false,
       onWriteFailure: () => undefined,
       onRefused: () => assert.fail('nothing is refused'),
     });
