@@ -12,6 +12,7 @@ export interface BulkLink extends Omit<NewLink, 'passwordHash'> {
 export interface InsertedLink {
   id: string;
   code: string;
+  createdAt: Date;
 }
 
 interface LinkRow {
@@ -111,9 +112,9 @@ export class LinkRepository {
    * taken is skipped, not an error: the caller sees which codes went in and decides what to
    * do with the others (another code, a rejection).
    */
-  async insertMany(links: readonly BulkLink[], tx: Queryable = this.db): Promise<InsertedLink[]> {
+  async insertMany(links: readonly (BulkLink & { passwordHash?: string | null })[], tx: Queryable = this.db): Promise<InsertedLink[]> {
     if (links.length === 0) return [];
-    // One JSON parameter instead of twelve per row: no limit on rows per statement, and
+    // One JSON parameter instead of thirteen per row: no limit on rows per statement, and
     // ragged arrays (tags) travel as they are.
     const rows = links.map((link, ord) => ({
       ord,
@@ -129,22 +130,29 @@ export class LinkRepository {
       forward_query: link.forwardQuery,
       fallback_url: link.fallbackUrl,
       disabled: link.disabled,
+      password_hash: link.passwordHash ?? null,
       created_at: link.createdAt?.toISOString() ?? null,
     }));
-    const result = await tx.query<{ id: string; code: string }>(
+    const result = await tx.query<{ id: string; code: string; created_at: Date }>(
       `INSERT INTO links (code, custom_alias, url, title, tags, owner_key_id, expires_at, max_visits,
-         redirect_type, forward_query, fallback_url, disabled, created_at)
+         redirect_type, forward_query, fallback_url, disabled, password_hash, created_at)
        SELECT r.code, r.custom_alias, r.url, r.title, ARRAY(SELECT json_array_elements_text(r.tags)), r.owner_key_id,
-         r.expires_at, r.max_visits, r.redirect_type, r.forward_query, r.fallback_url, r.disabled, coalesce(r.created_at, now())
+         r.expires_at, r.max_visits, r.redirect_type, r.forward_query, r.fallback_url, r.disabled, r.password_hash,
+         coalesce(r.created_at, now())
        FROM json_to_recordset($1::json) AS r(ord integer, code text, custom_alias boolean, url text, title text, tags json,
          owner_key_id text, expires_at timestamptz, max_visits integer, redirect_type smallint, forward_query boolean,
-         fallback_url text, disabled boolean, created_at timestamptz)
+         fallback_url text, disabled boolean, password_hash text, created_at timestamptz)
        ORDER BY r.ord
        ON CONFLICT (code) DO NOTHING
-       RETURNING id::text AS id, code`,
+       RETURNING id::text AS id, code, created_at`,
       [JSON.stringify(rows)],
     );
-    return result.rows;
+    return result.rows.map((row) => ({ id: row.id, code: row.code, createdAt: row.created_at }));
+  }
+
+  /** `insertMany` by code (codes must be distinct): links made here, which may carry a password hash. */
+  async insertManyByCode(links: readonly NewLink[], tx: Queryable = this.db): Promise<Map<string, InsertedLink>> {
+    return new Map((await this.insertMany(links, tx)).map((row) => [row.code, row]));
   }
 
   /** The codes among `codes` that links already have. */

@@ -4,7 +4,7 @@ import { isUniqueViolation, type Queryable } from '../storage/database.js';
 import type { LinkCache } from '../cache/link-cache.js';
 import { checkDestination, type DestinationPolicy } from './destination-policy.js';
 import type { Actor, Link, LinkChanges, NewLink, RedirectType } from './link.js';
-import type { LinkRepository } from './link-repository.js';
+import type { InsertedLink, LinkRepository } from './link-repository.js';
 import { aliasProblem, normaliseTags, titleProblem } from './link-rules.js';
 import { hashPassword, MAX_PASSWORD_LENGTH, verifyPassword } from './password-hash.js';
 
@@ -56,10 +56,10 @@ export class LinkService {
     private readonly policy: DestinationPolicy,
     private readonly now: () => Date = () => new Date(),
     /**
-     * Called after each committed change; returns where the primary's WAL stood after it
-     * (null without replicas), which travels with the invalidation.
+     * Called after each committed change of `codes` (a bulk's at once); returns where the
+     * primary's WAL stood after it (null without replicas), which travels with the invalidation.
      */
-    private readonly afterWrite: (code: string) => Promise<string | null> = () => Promise.resolve(null),
+    private readonly afterWrite: (codes: readonly string[]) => Promise<string | null> = () => Promise.resolve(null),
   ) {}
 
   async create(input: LinkInput, actor: Actor): Promise<Link> {
@@ -91,9 +91,65 @@ export class LinkService {
     });
   }
 
-  /** After `createWithin`'s transaction committed: the caches learn of its links. */
+  /**
+   * Creates the links of a bulk inside `tx` in as few statements as the codes allow (one,
+   * unless a generated code meets a custom alias), with codes from `codes` (`reserveCodes`).
+   * One outcome per input, in order: the link, or why it was not created (invalid, alias
+   * taken; a later item asking for an alias an earlier one has gets alias_taken, as it would
+   * have one at a time). Call `announceCreated` once `tx` commits.
+   */
+  async createManyWithin(tx: Queryable, inputs: readonly LinkInput[], actor: Actor, codes: string[]): Promise<(Link | AppError)[]> {
+    const outcomes: (Link | AppError)[] = [];
+    const pending: { index: number; link: NewLink }[] = [];
+    const aliases = new Set<string>();
+    for (const [index, input] of inputs.entries()) {
+      let link: NewLink;
+      try {
+        link = this.validateNew(input, actor);
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        outcomes[index] = error;
+        continue;
+      }
+      if (input.password !== undefined) link.passwordHash = (await passwordHashFor(input.password)) ?? null;
+      if (input.alias === undefined) pending.push({ index, link });
+      else if (aliases.has(input.alias)) outcomes[index] = aliasTaken(input.alias);
+      else {
+        aliases.add(input.alias);
+        pending.push({ index, link });
+      }
+    }
+    // Outcomes are matched to rows by code, so no generated code may equal an alias of the same request.
+    const nextCode = (): string => {
+      for (let code = codes.shift(); code !== undefined; code = codes.shift()) if (!aliases.has(code)) return code;
+      throw new AppError('internal_error', { detail: 'no reserved code left for this bulk' });
+    };
+    for (const item of pending) if (!item.link.customAlias) item.link.code = nextCode();
+    let batch = pending;
+    for (let attempt = 1; batch.length > 0; attempt += 1) {
+      const inserted = await this.links.insertManyByCode(batch.map((item) => item.link), tx);
+      const again: typeof batch = [];
+      for (const item of batch) {
+        const row = inserted.get(item.link.code);
+        if (row !== undefined) outcomes[item.index] = insertedLink(item.link, row);
+        else if (item.link.customAlias) outcomes[item.index] = aliasTaken(item.link.code);
+        else if (attempt >= MAX_GENERATED_CODE_ATTEMPTS) throw new AppError('internal_error', { detail: 'generated codes kept colliding' });
+        else {
+          item.link.code = nextCode();
+          again.push(item);
+        }
+      }
+      batch = again;
+    }
+    return outcomes;
+  }
+
+  /** After `createWithin`'s or `createManyWithin`'s transaction committed: the caches learn of its links. */
   async announceCreated(links: readonly Link[]): Promise<void> {
-    for (const link of links) await this.created(link);
+    if (links.length === 0) return;
+    // One WAL position for them all: they committed together.
+    const lsn = await this.afterWrite(links.map((link) => link.code));
+    for (const link of links) this.cache.invalidate(link.code, lsn);
   }
 
   private async insertNew(input: LinkInput, actor: Actor, insert: (link: NewLink) => Promise<Link>, nextCode: () => Promise<string>): Promise<Link> {
@@ -102,12 +158,7 @@ export class LinkService {
       try {
         return await insert({ ...link, code: input.alias, customAlias: true });
       } catch (error) {
-        if (isUniqueViolation(error)) {
-          throw new AppError('alias_taken', {
-            detail: `The alias "${input.alias}" is already in use`,
-            errors: [{ field: 'alias', message: 'already in use' }],
-          });
-        }
+        if (isUniqueViolation(error)) throw aliasTaken(input.alias);
         throw error;
       }
     }
@@ -160,14 +211,14 @@ export class LinkService {
         detail: `The link has changed since version ${expectedVersion}; fetch it again`,
       });
     }
-    this.cache.invalidate(code, await this.afterWrite(code));
+    this.cache.invalidate(code, await this.afterWrite([code]));
     return updated;
   }
 
   /** The link's analytics stay with its id, out of reach of any later link of the code, until purged. */
   async delete(code: string, actor: Actor): Promise<void> {
     if ((await this.links.delete(code, ownerFilter(actor))) === null) throw linkNotFound(code);
-    this.cache.invalidate(code, await this.afterWrite(code));
+    this.cache.invalidate(code, await this.afterWrite([code]));
   }
 
   /** A cached answer with no I/O (undefined on a miss): the redirect path's fast lane. */
@@ -187,7 +238,7 @@ export class LinkService {
    */
   async consumeVisit(link: Link): Promise<boolean> {
     const { allowed, usedUp } = await this.links.consumeVisit(link.id);
-    if (usedUp) this.cache.invalidate(link.code, await this.afterWrite(link.code));
+    if (usedUp) this.cache.invalidate(link.code, await this.afterWrite([link.code]));
     return allowed;
   }
 
@@ -200,11 +251,12 @@ export class LinkService {
 
   private async created(link: Link): Promise<Link> {
     // Clears a negative entry left by someone who tried the code before it existed.
-    this.cache.invalidate(link.code, await this.afterWrite(link.code));
+    this.cache.invalidate(link.code, await this.afterWrite([link.code]));
     return link;
   }
 
-  private validateNew(input: LinkInput, actor: Actor): Omit<NewLink, 'code' | 'customAlias' | 'passwordHash'> {
+  /** The link `input` asks for, with no password hash yet (hashing is slow: only once it is valid). */
+  private validateNew(input: LinkInput, actor: Actor): NewLink {
     const problems = new ProblemList();
     if (input.alias !== undefined) {
       const problem = aliasProblem(input.alias);
@@ -213,6 +265,9 @@ export class LinkService {
     const changes = this.checkFields({ ...input }, problems);
     problems.throwIfAny();
     return {
+      code: input.alias ?? '',
+      customAlias: input.alias !== undefined,
+      passwordHash: null,
       url: changes.url ?? input.url,
       title: changes.title ?? null,
       tags: changes.tags ?? [],
@@ -311,6 +366,37 @@ function canSee(actor: Actor, link: Link): boolean {
 /** The owner a write must match: an admin may change any link. */
 function ownerFilter(actor: Actor): string | null {
   return actor.role === 'admin' ? null : actor.keyId;
+}
+
+/** A link as `createManyWithin` inserted it: what was sent, and what the store assigned. */
+function insertedLink(link: NewLink, row: InsertedLink): Link {
+  return {
+    id: row.id,
+    code: link.code,
+    customAlias: link.customAlias,
+    url: link.url,
+    title: link.title,
+    tags: link.tags,
+    ownerKeyId: link.ownerKeyId,
+    expiresAt: link.expiresAt,
+    maxVisits: link.maxVisits,
+    visits: 0,
+    redirectType: link.redirectType,
+    forwardQuery: link.forwardQuery,
+    fallbackUrl: link.fallbackUrl,
+    disabled: link.disabled,
+    passwordProtected: link.passwordHash !== null,
+    version: 1,
+    createdAt: row.createdAt,
+    updatedAt: row.createdAt,
+  };
+}
+
+function aliasTaken(alias: string): AppError {
+  return new AppError('alias_taken', {
+    detail: `The alias "${alias}" is already in use`,
+    errors: [{ field: 'alias', message: 'already in use' }],
+  });
 }
 
 function linkNotFound(code: string): AppError {

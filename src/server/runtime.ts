@@ -163,16 +163,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       // replicas: other instances (a redirect tier) may read from them.
       db.kind === 'embedded'
         ? undefined
-        : async (code) => {
+        : async (codes) => {
             try {
               const lsn = await currentWalLsn(db);
               // This instance's own fence is set before the change is acknowledged; other
               // instances get it with the invalidation.
-              router?.noteWrite(code, lsn);
+              for (const code of codes) router?.noteWrite(code, lsn);
               return lsn;
             } catch (error) {
               // The change is committed: it must be acknowledged and invalidated all the same.
-              logger.warn({ err: error, code }, 'could not read the WAL position after a change');
+              logger.warn({ err: error, codes: codes.slice(0, 10), count: codes.length }, 'could not read the WAL position after a change');
               return null;
             }
           },

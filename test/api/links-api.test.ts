@@ -411,6 +411,61 @@ for (const backend of BACKENDS) {
         assert.equal(new Set(items.map((item) => item.link?.code)).size, 1000);
       });
 
+      test('1000 items mixing valid, invalid and taken aliases: one result each, in order, each link as stored', async () => {
+        const marker = uniqueAlias('bulkmix');
+        // Aliases taken before the request (every tenth item asks for one of them).
+        const takenBefore = Array.from({ length: 100 }, (_, n) => ({ url: `https://example.com/${marker}/before/${n}`, alias: `${marker}-t${n * 10}` }));
+        assert.deepEqual((await bulk({ links: takenBefore })).json<{ items: BulkItem[] }>().items.map((item) => item.status), takenBefore.map(() => 201));
+        // A code tried before it exists leaves a negative entry in the caches: the bulk must clear it.
+        assert.equal((await app.request({ url: `/${marker}-a2`, key: null })).statusCode, 404);
+        const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+        const input = Array.from({ length: 1000 }, (_, i): Record<string, unknown> => {
+          const url = `https://example.com/${marker}/${i}`;
+          switch (i % 10) {
+            case 0: return { url, alias: `${marker}-t${i}` };
+            case 1: return { url: `ftp://example.com/${marker}/${i}` };
+            case 2: return { url, alias: `${marker}-a${i}` };
+            case 3: return { url, alias: `${marker}-a${i - 1}` };
+            case 4: return { url, title: `Item ${i}`, tags: ['Mixed', `n${i}`], expiresAt, maxVisits: 5, redirectType: 301, forwardQuery: false, ...(i % 500 === 4 ? { password: 'open sesame' } : {}) };
+            case 5: return { url, alias: 'api' };
+            default: return { url };
+          }
+        });
+        const response = await bulk({ links: input });
+        assert.equal(response.statusCode, 200, response.body.slice(0, 500));
+        const { items } = response.json<{ items: BulkItem[] }>();
+        assert.equal(items.length, 1000);
+        const expected: Record<number, [number, string]> = { 0: [409, 'alias_taken'], 1: [422, 'invalid_url'], 3: [409, 'alias_taken'], 5: [422, 'alias_reserved'] };
+        const createdCodes: string[] = [];
+        for (const [i, item] of items.entries()) {
+          const problem = expected[i % 10];
+          if (problem !== undefined) {
+            assert.equal(item.link, undefined, `item ${i}`);
+            assert.ok(item.problem !== undefined, `item ${i} has no problem`);
+            assertProblemBody(item.problem, problem[0], problem[1], `item ${i}`);
+            assert.equal(item.status, problem[0], `item ${i}`);
+            continue;
+          }
+          assert.equal(item.status, 201, `item ${i}`);
+          assert.ok(item.link !== undefined, `item ${i} has no link`);
+          assert.equal(item.link.url, `https://example.com/${marker}/${i}`);
+          if (i % 10 === 2) assert.equal(item.link.code, `${marker}-a${i}`);
+          createdCodes.push(item.link.code);
+        }
+        assert.equal(new Set(createdCodes).size, 600);
+        assert.equal(items[4]?.link?.passwordProtected, true);
+        assert.equal(items[14]?.link?.passwordProtected, false);
+        assert.deepEqual(items[14]?.link?.tags, ['Mixed', 'n14']);
+        // What the answer says is what the store holds.
+        for (const i of [2, 4, 6, 14, 504, 998]) {
+          const fetched = await app.request({ url: `${LINKS}/${items[i]?.link?.code ?? ''}` });
+          assert.deepEqual(fetched.json<LinkJson>(), items[i]?.link, `item ${i}`);
+        }
+        assert.equal((await app.request({ url: `/${marker}-a2`, key: null })).statusCode, 302);
+        const takenAlias = await app.request({ url: `${LINKS}/${marker}-t0` });
+        assert.equal(takenAlias.json<LinkJson>().url, `https://example.com/${marker}/before/0`);
+      });
+
       test('1001 items: 422, and nothing is created', async () => {
         const marker = uniqueAlias('toomany');
         const input = Array.from({ length: 1001 }, (_, i) => ({ url: `https://example.com/${marker}/${i}` }));

@@ -27,6 +27,10 @@ const IDEMPOTENCY_HEADER = {
 // collision with a custom alias is rare, so two spares rather than a bulk's eight.
 const SINGLE_CREATE_SPARE_CODES = 2;
 
+function problemItem(problem: AppError): { status: number; problem: unknown } {
+  return { status: problem.status, problem: problemBody(problem) };
+}
+
 function assertCode(code: string): void {
   // Anything that cannot be a code (control characters, NUL, over-long) is simply not found.
   if (!isCode(code)) throw new AppError('link_not_found', { detail: 'No link with that code' });
@@ -86,22 +90,25 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     // (nothing committed) creates them again once, a retry after success replays them.
     return respondIdempotentlyInTransaction(idempotency, actor, request, reply, {
       produce: async (tx) => {
+        // Every item is checked here first; the valid ones then go in together (few statements,
+        // however many items), and each result lands at its item's place.
         const items: unknown[] = [];
-        created.length = 0;
-        // One at a time: keeps input order and bounds the load one request puts on the store.
+        const valid: { index: number; input: LinkCreateBody }[] = [];
         for (const [index, item] of request.body.links.entries()) {
-          try {
-            const invalid = validateItem(item);
-            if (invalid !== null) {
-              throw toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` }));
-            }
-            const link = await links.createWithin(tx, item as LinkCreateBody, actor, codes);
-            created.push(link);
-            items.push({ status: 201, link: toLinkJson(link, config.baseUrl) });
-          } catch (error) {
-            const problem = toAppError(error);
-            if (problem.status >= 500) throw error;
-            items.push({ status: problem.status, problem: problemBody(problem) });
+          const invalid = validateItem(item);
+          if (invalid === null) valid.push({ index, input: item as LinkCreateBody });
+          else items[index] = problemItem(toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` })));
+        }
+        const outcomes = await links.createManyWithin(tx, valid.map((item) => item.input), actor, codes);
+        created.length = 0;
+        for (const [position, outcome] of outcomes.entries()) {
+          const index = valid[position]?.index ?? position;
+          if (outcome instanceof AppError) {
+            if (outcome.status >= 500) throw outcome;
+            items[index] = problemItem(outcome);
+          } else {
+            created.push(outcome);
+            items[index] = { status: 201, link: toLinkJson(outcome, config.baseUrl) };
           }
         }
         return { status: 200, body: { items } };
