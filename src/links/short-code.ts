@@ -1,8 +1,7 @@
 // Short codes: integers leased in blocks from a shared DB sequence, pushed through a keyed
 // format-preserving permutation, then base62-encoded. See docs/adr/0001-short-codes-from-leased-blocks.md.
-import { createHmac, createSecretKey } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
 import { BASE62_ALPHABET } from '../shared/base62.js';
+import { ShortMessageHmac } from './short-message-hmac.js';
 
 export { BASE62_ALPHABET };
 
@@ -61,7 +60,7 @@ export function decodeBase62(code: string): bigint {
 export class CodePermutation {
   readonly size: bigint;
   readonly #length: number;
-  readonly #key: KeyObject;
+  readonly #hmac: ShortMessageHmac;
   readonly #halfBits: bigint;
   readonly #halfMask: bigint;
   readonly #halfBytes: number;
@@ -85,8 +84,8 @@ export class CodePermutation {
     this.#halfMask = (1n << this.#halfBits) - 1n;
     this.#halfBytes = Math.ceil(halfBits / 8);
     this.#message = Buffer.alloc(1 + this.#halfBytes);
-    // createSecretKey copies the bytes, so a caller mutating its array later cannot change codes.
-    this.#key = createSecretKey(key);
+    // Keyed once here, so a caller mutating its array later cannot change codes.
+    this.#hmac = new ShortMessageHmac(key);
   }
 
   permute(n: bigint): bigint {
@@ -139,8 +138,7 @@ export class CodePermutation {
   #roundFunction(round: number, half: bigint): bigint {
     this.#message[0] = round;
     this.#message.writeUIntBE(Number(half), 1, this.#halfBytes);
-    const digest = createHmac('sha256', this.#key).update(this.#message).digest();
-    return digest.readBigUInt64BE(0) & this.#halfMask;
+    return this.#hmac.first64Bits(this.#message) & this.#halfMask;
   }
 }
 
