@@ -103,10 +103,8 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
         created.length = 0;
         for (const [position, outcome] of outcomes.entries()) {
           const index = valid[position]?.index ?? position;
-          if (outcome instanceof AppError) {
-            if (outcome.status >= 500) throw outcome;
-            items[index] = problemItem(outcome);
-          } else {
+          if (outcome instanceof AppError) items[index] = problemItem(outcome);
+          else {
             created.push(outcome);
             items[index] = { status: 201, link: toLinkJson(outcome, config.baseUrl) };
           }
