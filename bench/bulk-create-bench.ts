@@ -7,14 +7,8 @@
  *   npm run bench:bulk                          PostgreSQL
  *   BENCH_STORE=embedded npm run bench:bulk     the embedded store (PGlite)
  */
-import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createPostgresDatabase } from '../test/helpers/backends.js';
-import { freePort } from '../test/helpers/process.js';
-import { ADMIN_KEY, startBuiltShunt, stop } from './lib.js';
+import { ADMIN_KEY, startTarget } from './lib.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20);
 const ITEMS = 1000;
@@ -56,17 +50,9 @@ async function run(port: number, clients: number): Promise<number> {
   return Math.round((REQUESTS * ITEMS) / ((performance.now() - started) / 1000));
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'shunt-bulk-bench-'));
-const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
-let shunt: ChildProcess | undefined;
+const target = await startTarget(STORE, { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' });
+const { port } = target;
 try {
-  const port = await freePort();
-  shunt = await startBuiltShunt(port, {
-    DATA_DIR: dataDir,
-    WORKERS: '1',
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-    ...(database === null ? {} : { DATABASE_URL: database.url }),
-  });
   // Warm-up: the first request compiles the path and leases the first blocks of codes.
   await bulk(port);
   const sequential = await run(port, 1);
@@ -75,7 +61,5 @@ try {
   console.log(`sequential:          ${sequential} links/s`);
   console.log(`${CLIENTS} concurrent clients: ${concurrent} links/s`);
 } finally {
-  await stop(shunt);
-  await database?.drop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await target.close();
 }

@@ -16,20 +16,15 @@
  *   BENCH_STORE=postgres npm run bench:cpu     ROLE=all with PostgreSQL + Redis + RabbitMQ
  *   BENCH_SHUNT_DIR=../old npm run bench:cpu   another build of Shunt (its dist/), e.g. an older commit
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createPostgresDatabase } from '../test/helpers/backends.js';
-import { freePort } from '../test/helpers/process.js';
-import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, stop, waitForHttp } from './lib.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BROWSER_UA, createLinks, startTarget } from './lib.js';
 import { pacedLoad } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'embedded';
 const SHUNT_DIR = resolve(process.env.BENCH_SHUNT_DIR ?? '.');
-const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 const TICKS = 100; // USER_HZ on Linux
 
 type Part = 'http' | 'background' | 'helpers' | 'postgres' | 'broker';
@@ -76,35 +71,12 @@ function minus(a: Cpu, b: Cpu): Cpu {
 }
 
 async function run(clicks: boolean): Promise<{ cpu: Cpu; served: number }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'shunt-cpu-bench-'));
-  const redisPrefix = `bench-cpu-${process.pid}`;
-  const queue = `bench.cpu.${process.pid}`;
-  const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
-  let shunt: ChildProcess | undefined;
+  const target = await startTarget(STORE, { LOG_LEVEL: 'warn', CLICKS_ENABLED: String(clicks) }, STORE === 'postgres' ? { redis: true, amqp: true } : {});
   try {
-    const port = await freePort();
-    shunt = spawn(process.execPath, [join(SHUNT_DIR, 'dist/cli/main.js'), 'start'], {
-      cwd: SHUNT_DIR,
-      env: {
-        ...process.env,
-        NODE_ENV: 'production',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        ADMIN_API_KEY: ADMIN_KEY,
-        RATE_LIMIT_KEY_PER_MINUTE: '10000000',
-        DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
-        CLICKS_ENABLED: String(clicks),
-        ...(database === null
-          ? {}
-          : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix, AMQP_URL, AMQP_QUEUE: queue, WORKERS: '1' }),
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    const pid = shunt.pid ?? 0;
-    await waitForHttp(`http://127.0.0.1:${port}/healthz`, shunt);
+    const { port } = target;
+    const pid = target.child.pid ?? 0;
     const paths = (await createLinks(port, 1000)).map(([code]) => `/${code}`);
-    const load = (seconds: number) => pacedLoad({ port, rate: RATE, seconds, connections: 100, paths, headers: { 'user-agent': BROWSER } });
+    const load = (seconds: number) => pacedLoad({ port, rate: RATE, seconds, connections: 100, paths, headers: { 'user-agent': BROWSER_UA } });
     await load(3);
     await quiet(pid);
     const before = sample(pid);
@@ -113,13 +85,7 @@ async function run(clicks: boolean): Promise<{ cpu: Cpu; served: number }> {
     const cpu = minus(sample(pid), before);
     return { cpu, served: result.statuses['302'] ?? 0 };
   } finally {
-    await stop(shunt);
-    await database?.drop();
-    if (database !== null) {
-      await dropRedisKeys(redisPrefix);
-      await deleteQueues(queue);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+    await target.close();
   }
 }
 

@@ -10,43 +10,26 @@
  *   npm run bench:fixed-rate                          embedded default (npm start)
  *   BENCH_STORE=postgres npm run bench:fixed-rate     ROLE=all with PostgreSQL + Redis + RabbitMQ
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createPostgresDatabase } from '../test/helpers/backends.js';
-import { freePort } from '../test/helpers/process.js';
-import { ADMIN_KEY, AMQP_URL, createLinks, deleteQueues, dropRedisKeys, rssMb, startBare, startBuiltShunt, stop } from './lib.js';
+import { ADMIN_KEY, BROWSER_UA, createLinks, rssMb, startBare, startTarget } from './lib.js';
 import { pacedLoad, type PacedResult, type Percentiles } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const LINKS = Number(process.env.BENCH_LINKS ?? 1000);
 const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'embedded';
-const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 
-const dataDir = mkdtempSync(join(tmpdir(), 'shunt-bench-'));
-const redisPrefix = `bench-${process.pid}`;
-const queue = `bench.clicks.${process.pid}`;
-const database = STORE === 'postgres' ? await createPostgresDatabase() : null;
-let shunt: ChildProcess | undefined;
+// ROLE=all on PostgreSQL with Redis and RabbitMQ, as the issue measured it.
+const target = await startTarget(STORE, { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' }, STORE === 'postgres' ? { redis: true, amqp: true } : {});
+const { port } = target;
 try {
-  const port = await freePort();
-  shunt = await startBuiltShunt(port, {
-    DATA_DIR: dataDir,
-    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-    ...(database === null
-      ? {}
-      : { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix, AMQP_URL, AMQP_QUEUE: queue, WORKERS: '1' }),
-  });
   const pairs = await createLinks(port, LINKS);
   const codes = pairs.map(([code]) => code);
   const load = (target: number): Promise<PacedResult> =>
-    pacedLoad({ port: target, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+    pacedLoad({ port: target, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
   const bare = await startBare(pairs);
   const floor = await load(bare.port).finally(() => bare.child.kill());
   // Warm the caches the way a running shortener has them, then measure.
-  await pacedLoad({ port, rate: RATE, seconds: 2, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+  await pacedLoad({ port, rate: RATE, seconds: 2, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
   await fetch(`http://127.0.0.1:${port}/metrics`);
   const result = await load(port);
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -57,7 +40,7 @@ try {
   console.log(`Shunt,          latency ms from written: ${line(result.fromWritten)};  from due: ${line(result.fromDue)}`);
   const other = result.answered - (result.statuses['302'] ?? 0);
   console.log(`errors ${result.errors}, unanswered ${result.unanswered}, answers other than a redirect ${other}`);
-  console.log(`server RSS after the run: ${rssMb(shunt)} MB`);
+  console.log(`server RSS after the run: ${rssMb(target.child)} MB`);
   // The server's own view: a stall of its event loop shows here, autocannon's own delays do not.
   const lag = (name: string): string => (Number(new RegExp(`^shunt_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(metrics)?.[1]) * 1000).toFixed(1);
   console.log(`server event-loop delay ms: p50 ${lag('p50')}  p99 ${lag('p99')}  max ${lag('max')}`);
@@ -71,13 +54,7 @@ try {
   } while (Date.now() < deadline);
   console.log(`stats total ${counted} / redirects served ${served}: ${counted === served ? 'equal' : 'DIFFERENT'}`);
 } finally {
-  await stop(shunt);
-  await database?.drop();
-  if (database !== null) {
-    await dropRedisKeys(redisPrefix);
-    await deleteQueues(queue);
-  }
-  rmSync(dataDir, { recursive: true, force: true });
+  await target.close();
 }
 
 async function statsTotal(port: number, codes: readonly string[]): Promise<number> {

@@ -1,11 +1,14 @@
 /** What every benchmark script shares: start a target, drive it with autocannon, report medians. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import amqp from 'amqplib';
 import autocannon from 'autocannon';
 import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
+import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { deleteKeys } from '../test/helpers/instance-pair.js';
+import { freePort } from '../test/helpers/process.js';
 
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -14,6 +17,8 @@ export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 export const ADMIN_KEY = 'bench-admin-key-0123456789abcdef';
+/** A browser's user agent: each redirect is then a click to enrich and store, not a bot's. */
+export const BROWSER_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 
 export interface Result {
   name: string;
@@ -115,6 +120,57 @@ export async function startBuiltShunt(port: number, env: Record<string, string>)
   });
   await waitForHttp(`http://127.0.0.1:${port}/healthz`, child);
   return child;
+}
+
+export interface BenchTarget {
+  port: number;
+  child: ChildProcess;
+  /** Stops Shunt and removes its data directory, database, Redis keys and queues. */
+  close(): Promise<void>;
+}
+
+/**
+ * The built Shunt, one process, on the embedded store in a data directory of its own or on a
+ * fresh PostgreSQL database; with `redis`, Redis under a key prefix of this run; with `amqp`,
+ * RabbitMQ on a queue of this run, which the process (ROLE=all) also consumes.
+ */
+export async function startTarget(
+  store: 'embedded' | 'postgres',
+  env: Record<string, string>,
+  services: { redis?: boolean; amqp?: boolean } = {},
+): Promise<BenchTarget> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'shunt-bench-'));
+  const redisPrefix = `bench-${process.pid}`;
+  const queue = `bench.clicks.${process.pid}`;
+  const database = store === 'postgres' ? await createPostgresDatabase() : null;
+  const cleanUp = async (): Promise<void> => {
+    await database?.drop();
+    if (services.redis === true) await dropRedisKeys(redisPrefix);
+    if (services.amqp === true) await deleteQueues(queue);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const port = await freePort();
+    const child = await startBuiltShunt(port, {
+      DATA_DIR: dataDir,
+      WORKERS: '1',
+      ...(database === null ? {} : { DATABASE_URL: database.url }),
+      ...(services.redis === true ? { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: redisPrefix } : {}),
+      ...(services.amqp === true ? { AMQP_URL, AMQP_QUEUE: queue } : {}),
+      ...env,
+    });
+    return {
+      port,
+      child,
+      async close() {
+        await stop(child);
+        await cleanUp();
+      },
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
 }
 
 export async function stop(child: ChildProcess | undefined): Promise<void> {

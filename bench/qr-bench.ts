@@ -19,13 +19,12 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Agent, get } from 'node:http';
 import { freePort } from '../test/helpers/process.js';
-import { createLinks, drive, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
+import { BROWSER_UA, createLinks, drive, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
 import { pacedLoad, type PacedResult } from './paced-load.js';
 
 const QR_CLIENTS = Number(process.env.BENCH_QR_CLIENTS ?? 4);
 const LINKS = 1000;
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
-const BROWSER = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 
 interface QrLoad {
   stop(): Promise<{ fetched: number; statuses: Record<number, number> }>;
@@ -72,14 +71,14 @@ try {
   shunt = await startBuiltShunt(port, { DATA_DIR: dataDir, WORKERS: '1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', RATE_LIMIT_404_PER_MINUTE: '10000000' });
   const codes = (await createLinks(port, LINKS)).map(([code]) => code);
 
-  const paced = (): Promise<PacedResult> => pacedLoad({ port, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+  const paced = (): Promise<PacedResult> => pacedLoad({ port, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
   console.log(`Redirects at a steady ${RATE}/s for ${SECONDS} s (latency ms from the request written; from the instant it was due in brackets)\n`);
   const report = (name: string, result: PacedResult, qr = ''): void => {
     const { fromWritten: w, fromDue: d } = result;
     console.log(`${name.padEnd(44)} p50 ${w.p50}  p99 ${w.p99}  p99.9 ${w.p999}  (p99 ${d.p99})  non-302 ${result.answered - (result.statuses['302'] ?? 0)}, errors ${result.errors}${qr}`);
   };
   // Warm the link cache and the JIT, as on a server that has been up a while.
-  await pacedLoad({ port, rate: RATE, seconds: 3, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER } });
+  await pacedLoad({ port, rate: RATE, seconds: 3, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
   report('redirects alone', await paced());
   for (const fresh of [false, true]) {
     const load = qrLoad(port, codes, fresh);
