@@ -154,36 +154,39 @@ export class ThreadClickRecorder implements ClickRecorder {
     this.posted.set(batch, posted);
     this.inFlight += posted.events;
     this.sent += 1;
+    this.postToThread(batch, posted);
+  }
+
+  private postToThread(batch: number, posted: Posted): void {
     this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
   }
 
   private answered(reply: ClickReply): void {
     const posted = this.posted.get(reply.batch);
     if (posted === undefined) return;
-    if (reply.t === 'clicks-failed' && posted.settle === undefined && !this.closed) {
-      // To disk at once, like everything after it until the store answers again: an outage's
-      // clicks wait in the spool, not in memory (ADR 0016), and the replay retries them.
-      this.posted.delete(reply.batch);
-      this.inFlight -= posted.events;
-      this.failures += 1;
-      this.options.onWriteFailure();
-      this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, 'click batch write failed; spooled for retry');
-      this.spool.append(posted.payload, posted.events);
-      this.replaySpool();
-      this.wakeWaiters();
-      return;
-    }
     if (reply.t === 'clicks-failed') {
-      this.failed.add(reply.batch);
-      this.wakeWaiters();
       this.failures += 1;
       this.options.onWriteFailure();
-      this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, 'click batch write failed; kept for retry');
-      const timer = setTimeout(() => {
-        this.retryTimers.delete(timer);
-        if (this.posted.get(reply.batch) === posted && this.options.channel.alive) this.options.channel.postClicks({ t: 'clicks', batch: reply.batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
-      }, this.options.retryDelayMs ?? 1000);
-      this.retryTimers.add(timer);
+      // A batch fresh from memory goes to disk at once, like everything after it until the
+      // store answers again: an outage's clicks wait in the spool, not in memory (ADR 0016).
+      // A spool replay (its frame is on disk already) or a batch failing during close is
+      // kept and posted again.
+      const spooled = posted.settle === undefined && !this.closed;
+      this.options.logger.error({ err: fromWireError(reply.error), events: posted.events }, `click batch write failed; ${spooled ? 'spooled' : 'kept'} for retry`);
+      if (spooled) {
+        this.posted.delete(reply.batch);
+        this.inFlight -= posted.events;
+        this.spool.append(posted.payload, posted.events);
+        this.replaySpool();
+      } else {
+        this.failed.add(reply.batch);
+        const timer = setTimeout(() => {
+          this.retryTimers.delete(timer);
+          if (this.posted.get(reply.batch) === posted && this.options.channel.alive) this.postToThread(reply.batch, posted);
+        }, this.options.retryDelayMs ?? 1000);
+        this.retryTimers.add(timer);
+      }
+      this.wakeWaiters();
       return;
     }
     this.posted.delete(reply.batch);
@@ -205,7 +208,7 @@ export class ThreadClickRecorder implements ClickRecorder {
 
   /** After a new thread replaced a dead one: everything unanswered goes again. */
   private repost(): void {
-    for (const [batch, posted] of this.posted) this.options.channel.postClicks({ t: 'clicks', batch, payload: posted.payload, events: posted.events, announce: this.options.announce() });
+    for (const [batch, posted] of this.posted) this.postToThread(batch, posted);
   }
 
   private replaySpool(): void {
