@@ -107,13 +107,16 @@ export function printTable(title: string, results: readonly Result[]): void {
 }
 
 /** Starts the built Shunt (`dist/`) with `env`; resolves once it answers /healthz. */
-export async function startBuiltShunt(port: number, env: Record<string, string>): Promise<ChildProcess> {
+export async function startBuiltShunt(port: number, env: Record<string, string>, dir = process.env.BENCH_SHUNT_DIR ?? '.'): Promise<ChildProcess> {
   // BENCH_SERVER_CPUS=0 pins the server to core 0 (run the benchmark itself under
   // `taskset -c 1`), so load generators and server do not take turns on the same cores.
   const pin = process.env.BENCH_SERVER_CPUS;
   // BENCH_SHUNT_DIR=../other runs another build (its dist/), e.g. an older commit, for a before/after.
-  const main = join(resolve(process.env.BENCH_SHUNT_DIR ?? '.'), 'dist/cli/main.js');
-  const [command, args] = pin === undefined ? [process.execPath, [main, 'start']] : ['taskset', ['-c', pin, process.execPath, main, 'start']];
+  const main = join(resolve(dir), 'dist/cli/main.js');
+  // BENCH_CPU_PROF_DIR=dir: a V8 CPU profile of each Shunt process, written when it stops.
+  const profile = process.env.BENCH_CPU_PROF_DIR;
+  const node = [...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]), main, 'start'];
+  const [command, args] = pin === undefined ? [process.execPath, node] : ['taskset', ['-c', pin, process.execPath, ...node]];
   const child = spawn(command, args, {
     env: { ...process.env, NODE_ENV: 'production', PORT: String(port), HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN_KEY, RATE_LIMIT_KEY_PER_MINUTE: '10000000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
