@@ -185,6 +185,12 @@ export class LinkRepository {
     return row === undefined ? null : toLink(row);
   }
 
+  /** The links that have one of `codes`, in no particular order; unknown codes are absent. */
+  async findByCodes(codes: readonly string[], from: Queryable = this.db): Promise<Link[]> {
+    const result = await from.query<LinkRow>(`SELECT ${COLUMNS} FROM links WHERE code = ANY($1::text[])`, [codes]);
+    return result.rows.map(toLink);
+  }
+
   async list(query: LinkListQuery): Promise<Link[]> {
     const where: string[] = [];
     const params: unknown[] = [];

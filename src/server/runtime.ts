@@ -16,6 +16,7 @@ import { codeAllocator } from '../links/code-key.js';
 import { installationPolicy } from '../links/destination-policy.js';
 import { SessionRepository } from '../sessions/session-repository.js';
 import { SessionService } from '../sessions/session-service.js';
+import { CodeBatchLoader } from '../links/code-batch-loader.js';
 import { LinkRepository } from '../links/link-repository.js';
 import { LinkService } from '../links/link-service.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
@@ -130,8 +131,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         : await ReplicaRouter.create(db, await openReplicas(config, replicas), {
             onReplicaError: (error, replica) => logger.warn({ err: error, replica }, 'read replica failed; reading from the primary'),
           });
+    // Misses that reach the primary together are read together. Replica reads stay one per
+    // code: each code has its own WAL fence to check.
+    const storeLookups = new CodeBatchLoader({
+      loadMany: (codes) => linkRepository.findByCodes(codes),
+      maxInFlight: db.kind === 'embedded' ? 1 : config.database.poolSize,
+    });
     const cache = new LinkCache({
-      load: (code) => (router === null ? linkRepository.findByCode(code) : router.read(code, (from) => linkRepository.findByCode(code, from), (link) => link !== null)),
+      load: (code) => (router === null ? storeLookups.load(code) : router.read(code, (from) => linkRepository.findByCode(code, from), (link) => link !== null)),
       ...(redisTier === null ? {} : { remote: redisTier }),
       bus,
       maxEntries: config.cache.maxEntries,

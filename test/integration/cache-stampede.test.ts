@@ -21,8 +21,8 @@ import { createLink, send, sharedTierTestOptions, startInstancePair, type Instan
 const REQUESTS = 1000;
 const TTL_SECONDS = 2;
 const ARRIVAL_TIMEOUT_MS = 60_000;
-/** The statement behind LinkRepository.findByCode: the lookup a cache miss costs. */
-const LINK_LOOKUP = /\bFROM links WHERE code = \$1/;
+/** The statements behind LinkRepository.findByCode and findByCodes: the lookups a cache miss costs. */
+const LINK_LOOKUP = /\bFROM links WHERE code = (\$1|ANY\(\$1)/;
 
 /** Counts the link lookups an instance sends to its database. */
 function countLookups(db: Database): { readonly count: number } {
@@ -79,7 +79,7 @@ describe('cache stampede across two instances (PostgreSQL + Redis)', await share
   async function waitingLookups(): Promise<Record<string, number>> {
     const rows = await pair.sql<{ app: string; n: number }>(
       `SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query ~ 'FROM links WHERE code = \\$1'
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query ~ 'FROM links WHERE code = (\\$1|ANY\\(\\$1)'
         GROUP BY application_name`,
     );
     return Object.fromEntries(rows.map((row) => [row.app, row.n]));

@@ -121,6 +121,15 @@ for (const backend of ORDER) {
         assert.equal(await links.passwordHash(stored.id), null);
       });
 
+      test('findByCodes reads the links of many codes in one query, the same as findByCode; unknown codes are absent', async () => {
+        await links.insert(newLink('many001'));
+        await links.insert(newLink('many002', { title: 'second', tags: ['x'] }));
+        const found = await links.findByCodes(['many002', 'nosuch1', 'many001']);
+        assert.deepEqual(codesOf(found).sort(), ['many001', 'many002']);
+        for (const link of found) assert.deepEqual(link, await links.findByCode(link.code));
+        assert.deepEqual(await links.findByCodes(['nosuch1']), []);
+      });
+
       test('insert returns the stored link with every field; findByCode reads it back', async () => {
         const expiresAt = new Date(Date.now() + 86_400_000);
         const input = newLink('rt00001', {
