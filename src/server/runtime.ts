@@ -16,7 +16,7 @@ import { codeAllocator } from '../links/code-key.js';
 import { installationPolicy } from '../links/destination-policy.js';
 import { SessionRepository } from '../sessions/session-repository.js';
 import { SessionService } from '../sessions/session-service.js';
-import { CodeBatchLoader } from '../links/code-batch-loader.js';
+import type { Link } from '../links/link.js';
 import { LinkRepository } from '../links/link-repository.js';
 import { LinkService } from '../links/link-service.js';
 import { buildApp, type BuiltApp } from '../http/app.js';
@@ -39,6 +39,7 @@ import { RedisRateLimiter } from '../ratelimit/redis-rate-limiter.js';
 import { RedisThrottleBroadcast } from '../ratelimit/redis-throttle-broadcast.js';
 import { RedisConnection } from '../redis/redis-connection.js';
 import { openDatabase, type Database } from '../storage/database.js';
+import { BatchLoader } from '../shared/batch-loader.js';
 import { ReplicaRouter } from '../storage/replica-router.js';
 import { waitForDatabase } from '../storage/wait-for-database.js';
 import { currentWalLsn } from '../storage/wal.js';
@@ -133,8 +134,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
           });
     // Misses that reach the primary together are read together. Replica reads stay one per
     // code: each code has its own WAL fence to check.
-    const storeLookups = new CodeBatchLoader({
-      loadMany: (codes) => linkRepository.findByCodes(codes),
+    const storeLookups = new BatchLoader<Link | null>({
+      loadMany: async (codes) => {
+        const found = new Map((await linkRepository.findByCodes(codes)).map((link) => [link.code, link]));
+        return codes.map((code) => found.get(code) ?? null);
+      },
       maxInFlight: db.kind === 'embedded' ? 1 : config.database.poolSize,
     });
     const cache = new LinkCache({
