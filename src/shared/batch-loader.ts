@@ -4,6 +4,8 @@
  * next one. Under a burst of cache misses the store then answers a few requests of many
  * keys instead of one request (and one round trip, parse and plan) per key.
  */
+import { AppError } from './errors.js';
+
 export interface BatchLoaderOptions<T> {
   /** The answers for `keys` (distinct), in the same order. */
   loadMany: (keys: readonly string[]) => Promise<readonly T[]>;
@@ -67,7 +69,9 @@ export class BatchLoader<T> {
     try {
       const keys = [...batch.keys()];
       const answers = await this.options.loadMany(keys);
-      if (answers.length !== keys.length) throw new Error(`batch of ${keys.length} keys answered with ${answers.length} values`);
+      if (answers.length !== keys.length) {
+        throw new AppError('internal_error', { detail: `A batch of ${keys.length} lookups was answered with ${answers.length} values` });
+      }
       for (const [index, key] of keys.entries()) for (const waiter of batch.get(key) ?? []) waiter.resolve(answers[index] as T);
     } catch (error) {
       for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
