@@ -35,6 +35,10 @@ export function qrEtag(link: Link, format: QrImageFormat, size: number): string 
   return `"qr-${link.id}-${link.version}-${format}-${size}"`;
 }
 
+function localKey(link: Link, format: QrImageFormat, size: number): string {
+  return `${link.code}:${link.id}.${link.version}:${format}:${size}`;
+}
+
 export class QrCache {
   private readonly local: LRUCache<string, Buffer>;
   private readonly inflight = new Map<string, Promise<Buffer>>();
@@ -44,19 +48,27 @@ export class QrCache {
     this.local = new LRUCache<string, Buffer>({ maxSize: options.maxBytes, sizeCalculation: (body) => Math.max(1, body.byteLength) });
   }
 
+  /** The image when this process holds it, without I/O: the hot path's lane. */
+  peek(link: Link, format: QrImageFormat, size: number): Buffer | undefined {
+    return this.localHit(localKey(link, format, size));
+  }
+
   get(link: Link, format: QrImageFormat, size: number): Promise<Buffer> {
-    const key = `${link.code}:${link.id}.${link.version}:${format}:${size}`;
-    const cached = this.local.get(key);
-    if (cached !== undefined) {
-      this.stats.hits += 1;
-      return Promise.resolve(cached);
-    }
+    const key = localKey(link, format, size);
+    const cached = this.localHit(key);
+    if (cached !== undefined) return Promise.resolve(cached);
     let pending = this.inflight.get(key);
     if (pending === undefined) {
       pending = this.load(key, link.code, format, size).finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
     }
     return pending;
+  }
+
+  private localHit(key: string): Buffer | undefined {
+    const cached = this.local.get(key);
+    if (cached !== undefined) this.stats.hits += 1;
+    return cached;
   }
 
   private async load(key: string, code: string, format: QrImageFormat, size: number): Promise<Buffer> {

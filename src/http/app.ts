@@ -19,6 +19,7 @@ import { exportRoutes } from './routes/export-routes.js';
 import { keyRoutes } from './routes/key-routes.js';
 import { linkRoutes } from './routes/link-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
+import { QrResponder } from './qr-responder.js';
 import { RedirectResponder } from './redirect-responder.js';
 import { overviewRoutes } from './routes/overview-routes.js';
 import { redirectRoutes } from './routes/redirect-routes.js';
@@ -50,10 +51,11 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const servesRedirects = config.role === 'all' || config.role === 'redirect';
   // One responder for every short-link answer, on the fast path and the routes alike.
   const responder = new RedirectResponder(config.clicks.enabled ? deps.clicks : null, deps.notFoundThrottle);
+  const qr = new QrResponder(responder);
   const app = Fastify({
     // Cached redirects are answered before the framework; see fast-redirect.ts.
     serverFactory: (handler) => {
-      const fast = servesRedirects ? fastRedirect(deps, responder) : null;
+      const fast = servesRedirects ? fastRedirect(deps, responder, qr) : null;
       const server = createServer((request, response) => {
         if (fast === null || !fast(request, response)) handler(request, response);
       });
@@ -178,7 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   if (servesApi && dashboard === null) deps.logger.warn('the dashboard is not built (npm run build:web); / shows the plain home page');
   if (dashboard !== null) dashboardRoutes(app, dashboard);
   else if (servesRedirects || servesApi) app.get('/', (_request: FastifyRequest, reply) => reply.type('text/html; charset=utf-8').send(homePage()));
-  if (servesRedirects) redirectRoutes(app, deps, responder, deps.qrCodes);
+  if (servesRedirects) redirectRoutes(app, deps, responder, qr);
 
   let cachedDocument: object | null = null;
   const openApiDocument = (): object => (cachedDocument ??= buildOpenApiDocument(routes, '/'));

@@ -27,14 +27,26 @@ export function isCode(text: string): boolean {
 }
 
 /**
- * The code named by a request target of the form `/{code}` or `/{code}?query`, or null for
- * any other target. A character scan: the redirect hot path calls it on every request.
+ * The code named by a request target of the form `/{code}{suffix}` or `/{code}{suffix}?query`,
+ * or null for any other target. A character scan: the hot paths call it on every request.
  */
-export function codeInPath(url: string): string | null {
+function codeBefore(url: string, suffix: string): string | null {
   if (url.charCodeAt(0) !== 47 /* / */) return null;
   const run = codeRun(url, 1);
   if (run === 0 || run > CODE_MAX_LENGTH) return null;
-  const end = 1 + run;
+  const codeEnd = 1 + run;
+  const end = codeEnd + suffix.length;
+  if (suffix !== '' && !url.startsWith(suffix, codeEnd)) return null;
   if (end !== url.length && url.charCodeAt(end) !== 63 /* ? */) return null;
-  return url.slice(1, end);
+  return url.slice(1, codeEnd);
+}
+
+/** The code of a short link's own target, `/{code}` or `/{code}?query`. */
+export function codeInPath(url: string): string | null {
+  return codeBefore(url, '');
+}
+
+/** The code of a QR code's target, `/{code}/qr` or `/{code}/qr?query`. */
+export function codeInQrPath(url: string): string | null {
+  return codeBefore(url, '/qr');
 }

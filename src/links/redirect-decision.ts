@@ -13,9 +13,7 @@ export const NO_STORE = 'private, no-store';
 /** `unlocked`: the right password came with the request. */
 export function decideRedirect(link: Link | null, now: number, rawQuery: string, permanentMaxAge: number, unlocked = false): RedirectDecision {
   if (link === null) return { kind: 'not_found' };
-  if (link.disabled || (link.expiresAt !== null && link.expiresAt.getTime() <= now) || usedUp(link)) {
-    return { kind: 'gone', fallbackUrl: link.fallbackUrl };
-  }
+  if (isGone(link, now)) return { kind: 'gone', fallbackUrl: link.fallbackUrl };
   if (link.passwordProtected && !unlocked) return { kind: 'locked' };
   const location = link.forwardQuery && rawQuery !== '' ? appendQuery(link.url, rawQuery) : link.url;
   return {
@@ -25,6 +23,11 @@ export function decideRedirect(link: Link | null, now: number, rawQuery: string,
     cacheControl: cacheControlFor(link, now, permanentMaxAge),
     limited: link.maxVisits !== null,
   };
+}
+
+/** Disabled, expired or used up: the link answers nothing of itself any more (redirect, preview or QR code). */
+export function isGone(link: Link, now: number): boolean {
+  return link.disabled || (link.expiresAt !== null && link.expiresAt.getTime() <= now) || usedUp(link);
 }
 
 /** The visit limit is reached (as far as this copy of the link knows: the store decides). */

@@ -21,6 +21,7 @@ import {
   type Instance,
   type InstancePair,
 } from '../helpers/instance-pair.js';
+import { requestLines } from '../helpers/request-lines.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const COMPARED_HEADERS = ['location', 'cache-control', 'content-type', 'content-length'] as const;
@@ -132,14 +133,6 @@ describe('the fast redirect path answers like the /:code route (PostgreSQL + Red
     }
   }
 
-  /** The request log lines an instance wrote with this request id, once it has written one. */
-  async function requestLines(instance: Instance, requestId: string): Promise<Record<string, unknown>[]> {
-    const find = (): Record<string, unknown>[] => instance.app.logs.filter((line) => line.reqId === requestId && line.msg === 'request');
-    const deadline = Date.now() + LOG_WAIT_MS;
-    while (find().length === 0 && Date.now() < deadline) await sleep(10);
-    return find();
-  }
-
   for (const [index, spec] of CASES.entries()) {
     test(`${spec.name}: ${spec.method}`, async () => {
       const { a } = pair;
@@ -186,7 +179,7 @@ describe('the fast redirect path answers like the /:code route (PostgreSQL + Red
       assert.deepEqual(answers.map((answer) => answer.requestId), sent, 'X-Request-Id echoed');
 
       // One log line per answer, saying the same thing whichever path answered.
-      const lines = await Promise.all(sent.map((id) => requestLines(a, id)));
+      const lines = await Promise.all(sent.map((id) => requestLines(a.app, id)));
       for (const [i, found] of lines.entries()) assert.equal(found.length, 1, `log lines for request ${i + 1}: ${JSON.stringify(found)}`);
       const summary = (line: Record<string, unknown> | undefined): unknown[] => [line?.method, line?.url, line?.route, line?.status, line?.ip];
       for (const found of lines) assert.deepEqual(summary(found[0]), [spec.method, path, '/:code', spec.status, '127.0.0.1']);
@@ -250,7 +243,7 @@ describe('the fast redirect path answers like the /:code route (PostgreSQL + Red
     assert.equal(clicks?.n, maxVisits, 'one click per redirect served');
     for (const [i, id] of requestIds.entries()) {
       const instance = i % 2 === 0 ? pair.b : pair.a;
-      assert.equal((await requestLines(instance, id)).length, 1, `log lines for ${id} on ${instance.name}`);
+      assert.equal((await requestLines(instance.app, id)).length, 1, `log lines for ${id} on ${instance.name}`);
     }
   });
 });

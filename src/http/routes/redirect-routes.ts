@@ -2,7 +2,8 @@
  * The public short links: `/{code}` (the hot path), `/{code}+` (preview), `/{code}/qr` and
  * the password form's POST. Every short-link answer (30x, gone, not found, throttled,
  * password form) is written by the one responder the fast path uses too; the click is
- * handed over there, after the 30x, and nowhere else.
+ * handed over there, after the 30x, and nowhere else. QR answers likewise go through the
+ * QR responder the fast path shares.
  *
  * Unknown codes count toward the client's unknown-code budget on all three GET paths,
  * and a client over it is refused on all of them: probing aliases through the preview or
@@ -10,7 +11,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { qrEtag, type QrCache } from '../../cache/qr-cache.js';
 import { AppError } from '../../shared/errors.js';
 import type { Link } from '../../links/link.js';
 import { isCode } from '../../links/code-shape.js';
@@ -18,7 +18,8 @@ import { decideRedirect, NO_STORE, type RedirectDecision } from '../../links/red
 import { clientBucket } from '../../ratelimit/client-bucket.js';
 import type { AppDeps } from '../app-deps.js';
 import { previewPage } from '../pages/html.js';
-import { QR_DEFAULT_SIZE, qrContentType, type QrFormat } from '../qr.js';
+import type { QrFormat } from '../qr.js';
+import type { QrResponder } from '../qr-responder.js';
 import { INVALID_HEADER_CHAR, type RedirectResponder } from '../redirect-responder.js';
 import { QrQuerySchema } from '../schemas.js';
 import { shortUrlFor } from './link-json.js';
@@ -41,8 +42,8 @@ function queryOf(url: string): string {
   return queryAt === -1 ? '' : url.slice(queryAt + 1);
 }
 
-export function redirectRoutes(app: FastifyInstance, deps: AppDeps, responder: RedirectResponder, qrCodes: QrCache): void {
-  const { links, config, notFoundThrottle, rateLimiter } = deps;
+export function redirectRoutes(app: FastifyInstance, deps: AppDeps, responder: RedirectResponder, qr: QrResponder): void {
+  const { links, config, notFoundThrottle, rateLimiter, qrCodes } = deps;
   const maxAge = config.http.permanentRedirectMaxAge;
 
   /** The framework steps aside: the responder writes on the raw response. */
@@ -128,11 +129,11 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps, responder: R
     // Gone links reveal nothing here, not even their fallback.
     if (decision.kind === 'gone') return void responder.gone(request.raw, raw(reply), request.id, null);
     const shortUrl = shortUrlFor(config.baseUrl, code);
-    const qr = await qrCodes.get(link, 'svg', PREVIEW_QR_SIZE);
+    const qrSvg = await qrCodes.get(link, 'svg', PREVIEW_QR_SIZE);
     void reply
       .type(HTML)
       .header('Cache-Control', NO_STORE)
-      .send(previewPage({ shortUrl, destination: link.passwordProtected ? null : link.url, title: link.title, qrSvg: qr.toString('utf8') }));
+      .send(previewPage({ shortUrl, destination: link.passwordProtected ? null : link.url, title: link.title, qrSvg: qrSvg.toString('utf8') }));
   }
 
   app.get<{ Params: { code: string }; Querystring: { format?: QrFormat; size?: number } }>('/:code/qr', {
@@ -156,19 +157,11 @@ export function redirectRoutes(app: FastifyInstance, deps: AppDeps, responder: R
     const { code } = request.params;
     if (!isCode(code)) return notFound(request, reply);
     const link = await links.resolve(code);
-    const decision = decideRedirect(link, Date.now(), '', maxAge);
-    if (link === null || decision.kind === 'not_found') return notFound(request, reply);
-    if (decision.kind === 'gone') return void responder.gone(request.raw, raw(reply), request.id, null);
-    const format = request.query.format ?? 'svg';
-    const size = request.query.size ?? QR_DEFAULT_SIZE;
-    const etag = qrEtag(link, format, size);
-    // Short-lived and revalidated: a link that is disabled or expires must stop being served.
-    void reply.header('ETag', etag).header('Cache-Control', 'public, max-age=300, must-revalidate');
-    if (request.headers['if-none-match']?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag) === true) {
-      return reply.code(304).send();
-    }
-    const body = await qrCodes.get(link, format, size);
-    return reply.type(qrContentType(format)).send(body);
+    const answer = qr.decide(link, qr.withDefaults(request.query), request.headers['if-none-match']);
+    if (answer.kind !== 'image') return void qr.refuse(request.raw, raw(reply), request.id, request.ip, answer);
+    // Fetched before the framework steps aside: a refused render is still its 503 problem.
+    const body = await qrCodes.get(answer.link, answer.format, answer.size);
+    qr.image(request.raw, raw(reply), request.id, answer, body);
   });
 
   // The password form's answer, in a scope of its own: only here is a form body parsed.
