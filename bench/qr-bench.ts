@@ -6,6 +6,9 @@
  * rendered in the worker thread). The redirect p99 of each is printed next to the
  * redirects alone. Embedded store, one process; figures on a busy machine are noisy.
  *
+ * The QR clients read whole answers over keep-alive connections with a minimal client
+ * (get-loop.ts): node:http's client would spend a core of this small machine on itself.
+ *
  * Redirects come two ways: at full speed (autocannon, 50 connections: the p99 is then
  * mostly queueing), and at a steady BENCH_RATE (2,000/s), evenly paced (paced-load.ts),
  * which shows what QR traffic does to the latency of a redirect that does not queue.
@@ -17,9 +20,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Agent, get } from 'node:http';
 import { freePort } from '../test/helpers/process.js';
 import { BROWSER_UA, createLinks, drive, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
+import { getLoop, type LoopStats } from './get-loop.js';
 import { pacedLoad, type PacedResult } from './paced-load.js';
 
 const QR_CLIENTS = Number(process.env.BENCH_QR_CLIENTS ?? 4);
@@ -30,36 +33,25 @@ interface QrLoad {
   stop(): Promise<{ fetched: number; statuses: Record<number, number> }>;
 }
 
-/** `QR_CLIENTS` loops of PNG fetches; `fresh` asks each time for a size not rendered yet. */
+/** `QR_CLIENTS` loops of PNG fetches, one keep-alive connection each; `fresh` asks each time for a size not rendered yet. */
 function qrLoad(port: number, codes: readonly string[], fresh: boolean): QrLoad {
   let running = true;
-  let fetched = 0;
   let nextSize = 64;
-  const statuses: Record<number, number> = {};
-  // node:http with keep-alive, not fetch: a lighter client leaves more of this small
-  // machine to the server, whose latency is what is measured.
-  const agent = new Agent({ keepAlive: true, maxSockets: QR_CLIENTS });
-  const loops = Array.from({ length: QR_CLIENTS }, async (_, client) => {
-    while (running) {
+  const stats: LoopStats = { fetched: 0, bytes: 0, statuses: {} };
+  const loops = Array.from({ length: QR_CLIENTS }, (_, client) => {
+    const nextPath = (): string => {
       const code = codes[fresh ? Math.floor(Math.random() * codes.length) : client] ?? '';
       // 64..1024: 961 sizes per code, so a fresh run never asks for the same image twice.
       const size = fresh ? 64 + (nextSize++ % 961) : 1024;
-      const status = await new Promise<number>((resolve, reject) => {
-        get({ agent, host: '127.0.0.1', port, path: `/${code}/qr?format=png&size=${size}` }, (response) => {
-          response.resume();
-          response.once('end', () => resolve(response.statusCode ?? 0));
-        }).once('error', reject);
-      });
-      statuses[status] = (statuses[status] ?? 0) + 1;
-      fetched += 1;
-    }
+      return `/${code}/qr?format=png&size=${size}`;
+    };
+    return getLoop(port, nextPath, 'image/png', () => running, stats);
   });
   return {
     async stop() {
       running = false;
       await Promise.all(loops);
-      agent.destroy();
-      return { fetched, statuses };
+      return { fetched: stats.fetched, statuses: stats.statuses };
     },
   };
 }
