@@ -16,35 +16,18 @@
  *   BENCH_STORE=postgres npm run bench:cpu     ROLE=all with PostgreSQL + Redis + RabbitMQ
  *   BENCH_SHUNT_DIR=../old npm run bench:cpu   another build of Shunt (its dist/), e.g. an older commit
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { BROWSER_UA, createLinks, startTarget } from './lib.js';
+import { BROWSER_UA, createLinks, procStat as stat, startTarget } from './lib.js';
 import { pacedLoad } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const STORE = process.env.BENCH_STORE === 'postgres' ? 'postgres' : 'embedded';
 const SHUNT_DIR = resolve(process.env.BENCH_SHUNT_DIR ?? '.');
-const TICKS = 100; // USER_HZ on Linux
 
 type Part = 'http' | 'background' | 'helpers' | 'postgres' | 'broker';
 type Cpu = Record<Part, number>;
-
-/**
- * utime + stime, in ms, the nice value, and the CPU of children it has reaped (cutime +
- * cstime: a PostgreSQL backend that exits hands its time to the postmaster there).
- */
-function stat(path: string): { ms: number; childrenMs: number; nice: number; comm: string } | null {
-  try {
-    const text = readFileSync(path, 'utf8');
-    const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // After the comm: state is field 3, utime 14, stime 15, nice 19 (1-based, man 5 proc).
-    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, childrenMs: ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS, nice: Number(fields[16]), comm };
-  } catch {
-    return null;
-  }
-}
 
 function sample(pid: number): Cpu {
   const cpu: Cpu = { http: 0, background: 0, helpers: 0, postgres: 0, broker: 0 };

@@ -234,6 +234,29 @@ export async function deleteQueues(queue: string): Promise<void> {
   }
 }
 
+const TICKS = 100; // USER_HZ on Linux
+
+/**
+ * utime + stime, in ms, the nice value, and the CPU of children it has reaped (cutime +
+ * cstime: a PostgreSQL backend that exits hands its time to the postmaster there).
+ */
+export function procStat(path: string): { ms: number; childrenMs: number; nice: number; comm: string } | null {
+  try {
+    const text = readFileSync(path, 'utf8');
+    const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // After the comm: state is field 3, utime 14, stime 15, nice 19 (1-based, man 5 proc).
+    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, childrenMs: ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS, nice: Number(fields[16]), comm };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time of a process's main thread (Shunt's HTTP thread) so far, in ms; NaN where /proc has none. */
+export function mainThreadCpuMs(child: ChildProcess): number {
+  return procStat(`/proc/${child.pid}/task/${child.pid}/stat`)?.ms ?? Number.NaN;
+}
+
 /** Resident set of a process, from /proc (Linux), in MB; '?' elsewhere. */
 export function rssMb(child: ChildProcess): string {
   try {

@@ -9,6 +9,9 @@
  * The QR clients read whole answers over keep-alive connections with a minimal client
  * (get-loop.ts): node:http's client would spend a core of this small machine on itself.
  *
+ * Each paced run also prints the CPU Shunt's HTTP thread spent (from /proc, Linux) and the
+ * QR clients' own, per PNG: figures that a busy machine disturbs less than latencies.
+ *
  * Redirects come two ways: at full speed (autocannon, 50 connections: the p99 is then
  * mostly queueing), and at a steady BENCH_RATE (2,000/s), evenly paced (paced-load.ts),
  * which shows what QR traffic does to the latency of a redirect that does not queue.
@@ -21,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../test/helpers/process.js';
-import { BROWSER_UA, createLinks, drive, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
+import { BROWSER_UA, createLinks, drive, mainThreadCpuMs, printTable, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
 import { getLoop, type LoopStats } from './get-loop.js';
 import { pacedLoad, type PacedResult } from './paced-load.js';
 
@@ -69,21 +72,38 @@ try {
   const codes = (await createLinks(port, LINKS)).map(([code]) => code);
 
   const paced = (): Promise<PacedResult> => pacedLoad({ port, rate: RATE, seconds: SECONDS, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
+  const server = shunt;
+  /** A paced run, with the CPU Shunt's HTTP thread and this process (the QR clients: the paced load runs apart) spent meanwhile. */
+  const measured = async (): Promise<{ result: PacedResult; httpMs: number; clientsMs: number }> => {
+    const http = mainThreadCpuMs(server);
+    const own = process.cpuUsage();
+    const result = await paced();
+    const used = process.cpuUsage(own);
+    return { result, httpMs: mainThreadCpuMs(server) - http, clientsMs: (used.user + used.system) / 1000 };
+  };
   console.log(`Redirects at a steady ${RATE}/s for ${SECONDS} s (latency ms from the request written; from the instant it was due in brackets)\n`);
   const report = (name: string, result: PacedResult, qr = ''): void => {
     const { fromWritten: w, fromDue: d } = result;
     console.log(`${name.padEnd(44)} p50 ${w.p50}  p99 ${w.p99}  p99.9 ${w.p999}  (p99 ${d.p99})  non-302 ${result.answered - (result.statuses['302'] ?? 0)}, errors ${result.errors}${qr}`);
   };
+  const share = (ms: number): string => `${Math.round(ms / SECONDS / 10)}%`;
   // Warm the link cache and the JIT, as on a server that has been up a while.
   await pacedLoad({ port, rate: RATE, seconds: 3, connections: 100, paths: codes.map((code) => `/${code}`), headers: { 'user-agent': BROWSER_UA } });
-  report('redirects alone', await paced());
+  const alone = await measured();
+  report('redirects alone', alone.result, `; HTTP thread ${share(alone.httpMs)} of a core`);
   // The cached run measures cached images only: each client's is rendered before it starts.
   for (const code of codes.slice(0, QR_CLIENTS)) await fetch(`http://127.0.0.1:${port}${qrPath(code, CACHED_SIZE)}`).then((response) => response.arrayBuffer());
   for (const fresh of [false, true]) {
     const load = qrLoad(port, codes, fresh);
-    const result = await paced();
+    const { result, httpMs, clientsMs } = await measured();
     const { fetched, statuses } = await load.stop();
-    report(`redirects + ${QR_CLIENTS} clients fetching ${fresh ? 'new' : 'cached'} QR PNGs`, result, `; QR ${fetched} (${Math.round(fetched / SECONDS)}/s) ${JSON.stringify(statuses)}`);
+    const perPng = (ms: number): string => `${Math.round((ms * 1000) / Math.max(1, fetched))} µs`;
+    report(
+      `redirects + ${QR_CLIENTS} clients fetching ${fresh ? 'new' : 'cached'} QR PNGs`,
+      result,
+      `; QR ${fetched} (${Math.round(fetched / SECONDS)}/s) ${JSON.stringify(statuses)}; HTTP thread ${share(httpMs)} of a core ` +
+        `(${perPng(httpMs - alone.httpMs)} per PNG over the redirects alone), QR clients ${share(clientsMs)} (${perPng(clientsMs)} per PNG)`,
+    );
   }
 
   // Full speed last: it leaves the store thread a backlog of clicks that would weigh on a paced run.
