@@ -4,7 +4,7 @@
  * script creates and drops. Prints events/s per scenario (median of the rounds).
  *
  *   npx tsx bench/analytics-writer-bench.ts                         # PostgreSQL (TEST_DATABASE_URL or local)
- *   BENCH_BACKEND=embedded npx tsx bench/analytics-writer-bench.ts  # PGlite
+ *   BENCH_BACKEND=embedded npx tsx bench/analytics-writer-bench.ts  # PGlite, in this thread as the store thread runs it
  *   BENCH_EVENTS=200000 BENCH_ROUNDS=3 npx tsx bench/analytics-writer-bench.ts
  *
  * Traffic model: links drawn from a Zipf-like distribution over BENCH_LINKS links (a few
@@ -17,6 +17,7 @@ import { ensurePartitions } from '../src/analytics/click-partitions.js';
 import type { EnrichedClick } from '../src/analytics/enriched-click.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { openDatabase, type Database } from '../src/storage/database.js';
+import { openPglite } from '../src/storage/embedded-pglite.js';
 import { migrate } from '../src/storage/migrate.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
@@ -71,7 +72,8 @@ function makeEvents(count: number, code: () => string): EnrichedClick[] {
 
 async function openStore(): Promise<{ open: (poolSize: number) => Promise<Database>; drop: () => Promise<void> }> {
   if (BACKEND === 'embedded') {
-    const db = await openDatabase({ url: undefined, dataDir: 'memory://', poolSize: 1 });
+    // PGlite itself, as the store thread's click writer has it (not the proxy other threads use).
+    const db = await openPglite('memory://');
     return { open: () => Promise.resolve(db), drop: () => db.close() };
   }
   const database = await createPostgresDatabase();

@@ -9,9 +9,21 @@ import { openPostgresPool, type PostgresPoolOptions } from './postgres-pool.js';
 
 export type Row = Record<string, unknown>;
 
+/**
+ * A store's bulk load: COPY in text format (copy-text.ts), from STDIN on PostgreSQL and from
+ * PGlite's '/dev/blob'. One object per connection, so a caller may remember by it what it
+ * set up on that connection (a temporary table).
+ */
+export interface CopyIn {
+  /** Loads `data`, rows in COPY text format, into `table` (which may name its columns). */
+  copy(table: string, data: string): Promise<void>;
+}
+
 /** Anything that runs a query: the pool, or a client inside a transaction. */
 export interface Queryable {
   query<R extends Row = Row>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+  /** Present on a transaction whose connection can COPY; callers fall back to plain statements without it. */
+  readonly copyIn?: CopyIn;
 }
 
 export interface Database extends Queryable {

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { inTransaction, queryable, type Database, type Queryable, type Row } from './database.js';
+import { inTransaction, queryable, type CopyIn, type Database, type Queryable, type Row } from './database.js';
 
 export async function openPglite(dataDir: string): Promise<Database> {
   const [{ PGlite }, { createPgConfig }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite/node-postgres')]);
@@ -39,11 +39,19 @@ function serialClient(lite: PGlite, client: pg.Client): Database {
     tail = result.catch(() => undefined);
     return result;
   };
+  // COPY goes to PGlite itself: it reads COPY data from '/dev/blob', not from the protocol
+  // stream the pg client speaks. Same session, so inside the client's transaction.
+  const copyIn: CopyIn = {
+    copy: async (table, data) => {
+      await lite.query(`COPY ${table} FROM '/dev/blob'`, [], { blob: new Blob([data]) });
+    },
+  };
   const direct = queryable(client);
+  const inTransactionWithCopy: Queryable = { ...direct, copyIn };
   return {
     kind: 'embedded',
     query: <R extends Row>(text: string, params?: readonly unknown[]) => run(() => direct.query<R>(text, params)),
-    transaction: <T>(work: (tx: Queryable) => Promise<T>) => run(() => inTransaction(direct, work)),
+    transaction: <T>(work: (tx: Queryable) => Promise<T>) => run(() => inTransaction(inTransactionWithCopy, work)),
     async ping() {
       await run(() => client.query('SELECT 1'));
     },

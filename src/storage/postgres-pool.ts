@@ -9,9 +9,12 @@
  *   call fails at once with DatabaseUnavailableError (503 with Retry-After at the edge),
  *   and one call at a time probes until the server answers again.
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
 import { CircuitBreaker, CircuitOpenError, type BreakerState } from '../redis/circuit-breaker.js';
-import { inTransaction, type Database, type Queryable, type Row } from './database.js';
+import { inTransaction, type CopyIn, type Database, type Queryable, type Row } from './database.js';
 import { DatabaseUnavailableError, isConnectionFailure } from './database-unavailable.js';
 
 export interface PostgresPoolOptions {
@@ -105,11 +108,23 @@ function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; lost: () => E
   });
 }
 
+/** Each pooled connection's COPY, kept while the connection lives: its identity is the connection's. */
+const copyIns = new WeakMap<pg.PoolClient, CopyIn>();
+
+function copyInOf(client: pg.PoolClient): CopyIn {
+  let copyIn = copyIns.get(client);
+  if (copyIn === undefined) {
+    copyIn = { copy: (table, data) => pipeline(Readable.from([Buffer.from(data)]), client.query(copyStreams.from(`COPY ${table} FROM STDIN`))) };
+    copyIns.set(client, copyIn);
+  }
+  return copyIn;
+}
+
 async function transactionOnOwnClient<T>(pool: pg.Pool, work: (tx: Queryable) => Promise<T>): Promise<T> {
   const { client, lost: lostError, onError } = await checkout(pool);
   let failure: unknown;
   try {
-    return await inTransaction({ query: (text, params) => client.query(text, params as unknown[]) }, work);
+    return await inTransaction({ query: (text, params) => client.query(text, params as unknown[]), copyIn: copyInOf(client) }, work);
   } catch (error) {
     failure = error;
     const lost = lostError();
