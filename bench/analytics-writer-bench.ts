@@ -6,6 +6,13 @@
  *   npx tsx bench/analytics-writer-bench.ts                         # PostgreSQL (TEST_DATABASE_URL or local)
  *   BENCH_BACKEND=embedded npx tsx bench/analytics-writer-bench.ts  # PGlite, in this thread as the store thread runs it
  *   BENCH_EVENTS=200000 BENCH_ROUNDS=3 npx tsx bench/analytics-writer-bench.ts
+ *   BENCH_RAW=compare npx tsx bench/analytics-writer-bench.ts        # raw events by COPY against JSON
+ *
+ * BENCH_RAW=compare runs one scenario (batches of 1,000, one writer) in alternating rounds with
+ * the raw events by COPY and by json_to_recordset (a transaction without COPY, as a thread
+ * proxy has), and prints CPU per event: this process (the writer, and PGlite when embedded) and
+ * the PostgreSQL backends of the bench's database, from /proc. CPU time, unlike events/s, holds
+ * up on a machine that other work shares.
  *
  * Traffic model: links drawn from a Zipf-like distribution over BENCH_LINKS links (a few
  * hot links, a long tail), a visitor pool of 200,000, ten countries, referrers, browsers,
@@ -21,6 +28,7 @@ import { openPglite } from '../src/storage/embedded-pglite.js';
 import { migrate } from '../src/storage/migrate.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
+import { procStat } from './proc-stat.js';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
@@ -117,6 +125,46 @@ async function run(db: Database, scenario: Scenario): Promise<number> {
   return (perWriter * scenario.writers) / seconds;
 }
 
+/** The same store with transactions that cannot COPY: the raw events then go in as JSON. */
+function withoutCopy(db: Database): Database {
+  return { ...db, transaction: (work) => db.transaction((tx) => work({ query: (text, params) => tx.query(text, params) })) };
+}
+
+/** CPU ms so far of this process and of the PostgreSQL backends serving this database. */
+async function cpuMs(db: Database): Promise<{ node: number; postgres: number }> {
+  const usage = process.cpuUsage();
+  if (BACKEND === 'embedded') return { node: (usage.user + usage.system) / 1000, postgres: 0 };
+  const backends = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+  const postgres = backends.rows.reduce((sum, row) => sum + (procStat(`/proc/${row.pid}/stat`)?.ms ?? 0), 0);
+  return { node: (usage.user + usage.system) / 1000, postgres };
+}
+
+async function compareRawInserts(db: Database, code: () => string): Promise<void> {
+  const scenario: Scenario = { name: 'batch 1000, 1 writer, Zipf over links', batch: 1000, writers: 1, code };
+  const sides = [
+    { name: 'COPY', db },
+    { name: 'json_to_recordset', db: withoutCopy(db) },
+  ];
+  const measured = new Map(sides.map((side) => [side.name, { rates: [] as number[], node: [] as number[], postgres: [] as number[] }]));
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+      const before = await cpuMs(db);
+      const rate = await run(side.db, scenario);
+      const after = await cpuMs(db);
+      const events = Math.floor(EVENTS / scenario.writers) * scenario.writers;
+      const m = measured.get(side.name)!;
+      m.rates.push(rate);
+      m.node.push(((after.node - before.node) * 1000) / events);
+      m.postgres.push(((after.postgres - before.postgres) * 1000) / events);
+    }
+  }
+  const list = (values: number[], digits: number): string => values.map((v) => v.toFixed(digits)).join(', ');
+  for (const [name, m] of measured) {
+    console.log(`${name.padEnd(18)} ${Math.round(median(m.rates)).toLocaleString('en').padStart(7)} events/s (${list(m.rates, 0)})`);
+    console.log(`${''.padEnd(18)} CPU µs per event: node ${median(m.node).toFixed(1)} (${list(m.node, 1)}), PostgreSQL backends ${median(m.postgres).toFixed(1)} (${list(m.postgres, 1)})`);
+  }
+}
+
 const store = await openStore();
 try {
   const db = await store.open(4);
@@ -133,7 +181,8 @@ try {
   console.log(`analytics writer on ${BACKEND}: ${EVENTS.toLocaleString('en')} events per round, ${ROUNDS} rounds, ${LINKS.toLocaleString('en')} links\n`);
   // One unmeasured round so the first scenario does not pay for cold caches and catalogs.
   await run(db, { ...scenarios[0]!, name: 'warm-up' });
-  for (const scenario of scenarios) {
+  if (process.env.BENCH_RAW === 'compare') await compareRawInserts(db, tail);
+  else for (const scenario of scenarios) {
     const rates: number[] = [];
     for (let round = 0; round < ROUNDS; round += 1) rates.push(await run(db, scenario));
     const shown = rates.map((rate) => Math.round(rate).toLocaleString('en')).join(', ');

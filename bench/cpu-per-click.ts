@@ -18,7 +18,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { BROWSER_UA, createLinks, procStat as stat, startTarget } from './lib.js';
+import { BROWSER_UA, createLinks, startTarget } from './lib.js';
+import { procStat } from './proc-stat.js';
 import { pacedLoad } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
@@ -32,7 +33,7 @@ type Cpu = Record<Part, number>;
 function sample(pid: number): Cpu {
   const cpu: Cpu = { http: 0, background: 0, helpers: 0, postgres: 0, broker: 0 };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const thread = stat(`/proc/${pid}/task/${tid}/stat`);
+    const thread = procStat(`/proc/${pid}/task/${tid}/stat`);
     if (thread === null) continue;
     if (Number(tid) === pid) cpu.http += thread.ms;
     else if (thread.nice > 0) cpu.background += thread.ms;
@@ -41,7 +42,7 @@ function sample(pid: number): Cpu {
   if (STORE === 'postgres') {
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
-      const process = stat(`/proc/${entry}/stat`);
+      const process = procStat(`/proc/${entry}/stat`);
       if (process?.comm === 'postgres') cpu.postgres += process.ms + process.childrenMs;
       else if (process?.comm === 'beam.smp') cpu.broker += process.ms;
     }

@@ -9,6 +9,7 @@ import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { deleteKeys } from '../test/helpers/instance-pair.js';
 import { freePort } from '../test/helpers/process.js';
+import { procStat } from './proc-stat.js';
 
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
@@ -231,24 +232,6 @@ export async function deleteQueues(queue: string): Promise<void> {
     await channel.deleteExchange(names.deadLetterExchange);
   } finally {
     await connection.close();
-  }
-}
-
-const TICKS = 100; // USER_HZ on Linux
-
-/**
- * utime + stime, in ms, the nice value, and the CPU of children it has reaped (cutime +
- * cstime: a PostgreSQL backend that exits hands its time to the postmaster there).
- */
-export function procStat(path: string): { ms: number; childrenMs: number; nice: number; comm: string } | null {
-  try {
-    const text = readFileSync(path, 'utf8');
-    const comm = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // After the comm: state is field 3, utime 14, stime 15, nice 19 (1-based, man 5 proc).
-    return { ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS, childrenMs: ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS, nice: Number(fields[16]), comm };
-  } catch {
-    return null;
   }
 }
 

@@ -26,6 +26,7 @@ import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
+import { procStat, treeCpuMs } from './proc-stat.js';
 import { alternate, AMQP_URL, createLinks, deleteQueues, printTable, SECONDS, startBuiltShunt, stop } from './lib.js';
 
 
@@ -99,6 +100,32 @@ function histogramPercentile(metrics: string, name: string, q: number): number {
   return NaN;
 }
 
+/**
+ * The links the ingest's events name, straight into the worker's database (it has migrated it
+ * by the time it answers): a click is stored only for a link that existed when it happened.
+ */
+async function createLinkRows(url: string, codes: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`INSERT INTO links (code, url, created_at) SELECT code, 'https://example.com/' || code, now() - interval '1 hour' FROM unnest($1::text[]) AS code`, [codes]);
+  } finally {
+    await client.end();
+  }
+}
+
+/** CPU ms so far of the PostgreSQL backends connected to this database. */
+async function backendsCpuMs(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const backends = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    return backends.rows.reduce((sum, row) => sum + (procStat(`/proc/${row.pid}/stat`)?.ms ?? 0), 0);
+  } finally {
+    await client.end();
+  }
+}
+
 async function startWorker(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   return { child: await startBuiltShunt(port, { ROLE: 'worker', WORKERS: WORKER_PROCESSES, ...env }), port };
@@ -114,8 +141,11 @@ try {
     const worker = await startWorker(env);
     children.push(worker.child);
     const codes = Array.from({ length: 10_000 }, (_, i) => `l${i}`);
+    await createLinkRows(database.url, codes);
     const connection = await amqp.connect(AMQP_URL);
     const channel = await connection.createConfirmChannel();
+    const workerPid = worker.child.pid ?? 0;
+    const cpuBefore = { worker: treeCpuMs(workerPid), postgres: await backendsCpuMs(database.url) };
     const started = Date.now();
     for (let sent = 0; sent < EVENTS; sent += 500) {
       const batch = Array.from({ length: Math.min(500, EVENTS - sent) }, () => syntheticEvent(codes));
@@ -127,10 +157,13 @@ try {
     const published = Date.now();
     const stored = await waitForStored(database.url, EVENTS, 600_000);
     const done = Date.now();
+    const cpu = { worker: treeCpuMs(workerPid) - cpuBefore.worker, postgres: (await backendsCpuMs(database.url)) - cpuBefore.postgres };
     await connection.close();
     console.log(`\n## ingest: ${EVENTS} events published with confirms, consumed by 1 worker instance (${WORKER_PROCESSES} processes) into PostgreSQL`);
     console.log(`published in ${((published - started) / 1000).toFixed(1)} s (${Math.round((EVENTS * 1000) / (published - started))}/s)`);
     console.log(`stored ${stored} in ${((done - started) / 1000).toFixed(1)} s: ${Math.round((stored * 1000) / (done - started))} events/s end to end`);
+    // The worker's backends stay connected (its pool) throughout, so their CPU is all counted.
+    console.log(`CPU per event: worker instance ${((cpu.worker * 1000) / stored).toFixed(1)} µs, its PostgreSQL backends ${((cpu.postgres * 1000) / stored).toFixed(1)} µs`);
     await stop(worker.child);
     await deleteQueues(queue);
     await database.drop();
