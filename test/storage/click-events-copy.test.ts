@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { writeBatch } from '../../src/analytics/analytics-writer.js';
 import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
-import type { Database, Queryable } from '../../src/storage/database.js';
+import { isDataError, type Database, type Queryable } from '../../src/storage/database.js';
 import { openPglite } from '../../src/storage/embedded-pglite.js';
 import { migrate } from '../../src/storage/migrate.js';
 import { BACKENDS, backendTestOptions, type Backend } from '../helpers/backends.js';
@@ -79,6 +79,13 @@ for (const backend of BACKENDS) {
       const again = await writeBatch(store.db, second);
       assert.deepEqual({ inserted: again.inserted, duplicates: again.duplicates }, { inserted: 1, duplicates: 2 });
       assert.equal((await stored(store.db, 'copy-again')).length, 3);
+    });
+
+    test('a value the store cannot hold (NUL) fails the batch as a data error, and the connection copies on', async () => {
+      const at = '2025-03-13T10:00:00.000Z';
+      await assert.rejects(writeBatch(store.db, [makeClick({ code: 'copy-nul', at }), makeClick({ code: 'copy-nul', at, userAgent: 'nul\u0000here' })]), isDataError);
+      assert.equal((await stored(store.db, 'copy-nul')).length, 0);
+      assert.equal((await writeBatch(store.db, [makeClick({ code: 'copy-nul', at })])).inserted, 1);
     });
 
     test('without COPY (a transaction proxied from another thread) the same values are stored', async () => {
