@@ -147,8 +147,9 @@ const staged = new WeakSet<CopyIn>();
  * COPY into a temporary stage table, then one INSERT ... SELECT from it: COPY is the cheapest
  * way in for rows, and the INSERT keeps ON CONFLICT and RETURNING, which idempotency needs.
  * The stage lives as long as its connection and empties itself at each commit. Its rows are
- * read back in the order they were copied (a fresh heap of one session, scanned in order),
- * so the events still lock their ids in id order.
+ * read back sorted by id, so that concurrent writers lock the ids they share in one order
+ * (the copy order would do on a fresh heap, but nothing promises it; the sort of one batch
+ * costs little).
  */
 async function insertFromStage(
   tx: Queryable,
@@ -181,7 +182,7 @@ async function insertFromStage(
     ]);
   }
   await copyIn.copy(STAGE, data);
-  return tx.query<{ id: string }>(`INSERT INTO click_events (${EVENT_COLUMNS}) SELECT ${EVENT_SOURCE} FROM ${STAGE} ON CONFLICT (id, at) DO NOTHING RETURNING id`);
+  return tx.query<{ id: string }>(`INSERT INTO click_events (${EVENT_COLUMNS}) SELECT ${EVENT_SOURCE} FROM ${STAGE} ORDER BY id ON CONFLICT (id, at) DO NOTHING RETURNING id`);
 }
 
 /** Without COPY (a transaction proxied from another thread): the rows in one JSON parameter. */
