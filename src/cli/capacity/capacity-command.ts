@@ -5,17 +5,17 @@ import { integerOption, numberOption, out, UsageError } from '../cli-io.js';
 import { capacityPlan, type CapacityInputs, type CapacityPlan, type Limit } from './capacity-model.js';
 
 /**
- * Defaults: the figures measured in docs/benchmarks.md (one process, two cores) and by
- * `npm run bench:bytes` (docs/capacity.md). Measure your own and pass them.
+ * Defaults: figures measured on two cores; docs/capacity.md says where each comes from.
+ * Measure your own and pass them.
  */
 const DEFAULTS = {
   'redirect-rps': 26_000,
   'create-rps': 2_000,
-  'worker-clicks': 17_000,
-  'bytes-per-link': 403,
-  'bytes-per-click': 299,
-  'rollup-bytes-per-click': 541,
-  'redis-bytes-per-link': 602,
+  'worker-clicks': 12_000,
+  'bytes-per-link': 398,
+  'bytes-per-click': 246,
+  'rollup-bytes-per-click': 513,
+  'redis-bytes-per-link': 672,
   'peak-ratio': 3,
   growth: 20,
   'hot-share': 10,
@@ -41,7 +41,7 @@ Targets:
   --cpu-ceiling PCT         CPU use not to exceed at peak (default ${DEFAULTS['cpu-ceiling']})
   --retention-days N        raw clicks kept; 0 forever (default ${DEFAULTS['retention-days']}); rollups are kept
   --months N                months ahead (default ${DEFAULTS.months})
-Measured figures (defaults from docs/benchmarks.md and \`npm run bench:bytes\`):
+Measured figures (defaults measured as docs/capacity.md describes):
   --bench FILE              a \`shunt bench --json\` result: its redirects/s per instance
   --redirect-rps N          redirects/s one redirect instance answers at full CPU (default ${DEFAULTS['redirect-rps']})
   --create-rps N            links/s one API instance creates (default ${DEFAULTS['create-rps']})
