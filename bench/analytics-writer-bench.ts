@@ -28,7 +28,7 @@ import { openPglite } from '../src/storage/embedded-pglite.js';
 import { migrate } from '../src/storage/migrate.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
-import { procStat } from './proc-stat.js';
+import { cpuMsOf } from './proc-stat.js';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
@@ -135,8 +135,7 @@ async function cpuMs(db: Database): Promise<{ node: number; postgres: number }> 
   const usage = process.cpuUsage();
   if (BACKEND === 'embedded') return { node: (usage.user + usage.system) / 1000, postgres: 0 };
   const backends = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
-  const postgres = backends.rows.reduce((sum, row) => sum + (procStat(`/proc/${row.pid}/stat`)?.ms ?? 0), 0);
-  return { node: (usage.user + usage.system) / 1000, postgres };
+  return { node: (usage.user + usage.system) / 1000, postgres: cpuMsOf(backends.rows.map((row) => row.pid)) };
 }
 
 async function compareRawInserts(db: Database, code: () => string): Promise<void> {

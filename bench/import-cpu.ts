@@ -8,30 +8,18 @@
  * BENCH_IMPORT_PROFILE writes the importer's --cpu-prof profile into that directory.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { writeImportFile } from './import-file.js';
+import { procStat } from './proc-stat.js';
 
 const LINES = Number(process.env.BENCH_IMPORT_LINES ?? 100_000);
 const BATCH = process.env.BENCH_IMPORT_BATCH ?? '5000';
 const PROFILE = process.env.BENCH_IMPORT_PROFILE;
-// USER_HZ: the unit of utime and stime in /proc/<pid>/stat; 100 on every Linux we run on.
-const TICKS_PER_SECOND = 100;
-
-function cpuTicks(pid: number): number | null {
-  try {
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
 
 interface Run {
   summary: Record<string, unknown>;
@@ -41,14 +29,15 @@ interface Run {
 async function runImport(file: string, databaseUrl: string, name: string): Promise<Run> {
   const watcher = new pg.Client({ connectionString: databaseUrl });
   await watcher.connect();
-  const ticks = new Map<number, number>();
+  // The last reading of each backend: one that exits takes its CPU with it.
+  const cpuMs = new Map<number, number>();
   let sampling = true;
   const sample = async (): Promise<void> => {
     while (sampling) {
       const result = await watcher.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
       for (const { pid } of result.rows) {
-        const now = cpuTicks(pid);
-        if (now !== null) ticks.set(pid, now);
+        const now = procStat(`/proc/${pid}/stat`);
+        if (now !== null) cpuMs.set(pid, now.ms);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -67,8 +56,8 @@ async function runImport(file: string, databaseUrl: string, name: string): Promi
   await watcher.end();
   if (code !== 0) throw new Error(`import exited with ${String(code)}: ${stdout}`);
   let total = 0;
-  for (const value of ticks.values()) total += value;
-  return { summary: JSON.parse(stdout) as Record<string, unknown>, backendSeconds: total / TICKS_PER_SECOND };
+  for (const value of cpuMs.values()) total += value;
+  return { summary: JSON.parse(stdout) as Record<string, unknown>, backendSeconds: total / 1000 };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'shunt-import-cpu-'));

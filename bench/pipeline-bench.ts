@@ -26,7 +26,7 @@ import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { procStat, treeCpuMs } from './proc-stat.js';
+import { cpuMsOf, treeCpuMs } from './proc-stat.js';
 import { alternate, AMQP_URL, createLinks, deleteQueues, printTable, SECONDS, startBuiltShunt, stop } from './lib.js';
 
 
@@ -120,7 +120,7 @@ async function backendsCpuMs(url: string): Promise<number> {
   await client.connect();
   try {
     const backends = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
-    return backends.rows.reduce((sum, row) => sum + (procStat(`/proc/${row.pid}/stat`)?.ms ?? 0), 0);
+    return cpuMsOf(backends.rows.map((row) => row.pid));
   } finally {
     await client.end();
   }

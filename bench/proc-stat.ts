@@ -35,3 +35,10 @@ export function treeCpuMs(root: number): number {
   for (const [pid, process] of stats) if (inTree(pid)) ms += process.ms;
   return ms;
 }
+
+/** CPU ms so far of the processes `pids` (PostgreSQL backends, say); those gone count 0. */
+export function cpuMsOf(pids: Iterable<number>): number {
+  let ms = 0;
+  for (const pid of pids) ms += procStat(`/proc/${pid}/stat`)?.ms ?? 0;
+  return ms;
+}
