@@ -15,19 +15,14 @@ import { after, before, describe, test } from 'node:test';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { send, type SendOptions } from '../helpers/instance-pair.js';
 import { requestLines } from '../helpers/request-lines.js';
+import { pickHeaders, type SeenAnswer } from '../helpers/seen-answer.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const COMPARED_HEADERS = ['content-type', 'content-length', 'etag', 'cache-control', 'location'] as const;
 const NOT_FOUND_BUDGET = 3;
 const EXPIRED = "UPDATE links SET expires_at = now() - interval '1 minute' WHERE code = $1";
 
-interface Seen {
-  how: string;
-  status: number;
-  headers: Record<(typeof COMPARED_HEADERS)[number], string | undefined>;
-  body: string;
-  requestId: string | undefined;
-}
+type Seen = SeenAnswer<(typeof COMPARED_HEADERS)[number]>;
 
 interface Case {
   name: string;
@@ -89,7 +84,7 @@ describe('the fast QR path answers like the /:code/qr route', () => {
   }
 
   function pick(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Seen['headers'] {
-    return Object.fromEntries(COMPARED_HEADERS.map((name) => [name, headers[name] === undefined ? undefined : String(headers[name])])) as Seen['headers'];
+    return pickHeaders(headers, COMPARED_HEADERS);
   }
 
   for (const [index, spec] of CASES.entries()) {

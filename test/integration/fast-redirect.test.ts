@@ -22,6 +22,7 @@ import {
   type InstancePair,
 } from '../helpers/instance-pair.js';
 import { requestLines } from '../helpers/request-lines.js';
+import { pickHeaders, type SeenAnswer } from '../helpers/seen-answer.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const COMPARED_HEADERS = ['location', 'cache-control', 'content-type', 'content-length'] as const;
@@ -29,16 +30,10 @@ const COMPARED_HEADERS = ['location', 'cache-control', 'content-type', 'content-
 const CLIENT_HEADERS = { 'user-agent': 'shunt-fast-path-test/1.0', referer: 'https://referrer.example/page' };
 const LOG_WAIT_MS = 5000;
 
-interface Seen {
-  how: 'route over a socket' | 'fast path' | 'inject()';
-  status: number;
-  headers: Record<(typeof COMPARED_HEADERS)[number], string | undefined>;
-  body: string;
-  requestId: string | undefined;
-}
+type Seen = SeenAnswer<(typeof COMPARED_HEADERS)[number], 'route over a socket' | 'fast path' | 'inject()'>;
 
 function pick(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Seen['headers'] {
-  return Object.fromEntries(COMPARED_HEADERS.map((name) => [name, headers[name] === undefined ? undefined : String(headers[name])])) as Seen['headers'];
+  return pickHeaders(headers, COMPARED_HEADERS);
 }
 
 interface Case {
