@@ -51,10 +51,11 @@ const REFERRERS = [null, null, 'https://www.google.com/', 'https://t.co/abc', 'h
 const pick = <T>(values: readonly T[]): T => values[Math.floor(Math.random() * values.length)] as T;
 const randomIp = (): string => `${1 + Math.floor(Math.random() * 223)}.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 254)}`;
 
-function syntheticEvent(codes: readonly string[]): IdentifiedClickEvent {
+/** An event as a redirect instance publishes it: with the link it resolved. */
+function syntheticEvent(links: readonly { code: string; id: string }[]): IdentifiedClickEvent {
   // A few hot links and a long tail.
-  const index = Math.min(codes.length - 1, Math.floor(codes.length * Math.random() ** 3));
-  return { id: uuidv7(), code: codes[index] as string, at: new Date(), method: 'GET', referrer: pick(REFERRERS), userAgent: pick(AGENTS), ip: randomIp() };
+  const link = links[Math.min(links.length - 1, Math.floor(links.length * Math.random() ** 3))] as { code: string; id: string };
+  return { id: uuidv7(), linkId: link.id, code: link.code, at: new Date(), method: 'GET', referrer: pick(REFERRERS), userAgent: pick(AGENTS), ip: randomIp() };
 }
 
 async function storedClicks(url: string): Promise<number> {
@@ -104,11 +105,16 @@ function histogramPercentile(metrics: string, name: string, q: number): number {
  * The links the ingest's events name, straight into the worker's database (it has migrated it
  * by the time it answers): a click is stored only for a link that existed when it happened.
  */
-async function createLinkRows(url: string, codes: readonly string[]): Promise<void> {
+async function createLinkRows(url: string, codes: readonly string[]): Promise<{ code: string; id: string }[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(`INSERT INTO links (code, url, created_at) SELECT code, 'https://example.com/' || code, now() - interval '1 hour' FROM unnest($1::text[]) AS code`, [codes]);
+    const result = await client.query<{ code: string; id: string }>(
+      `INSERT INTO links (code, url, created_at) SELECT code, 'https://example.com/' || code, now() - interval '1 hour' FROM unnest($1::text[]) AS code
+       RETURNING code, id::text AS id`,
+      [codes],
+    );
+    return result.rows;
   } finally {
     await client.end();
   }
@@ -140,15 +146,17 @@ try {
     const env = { DATABASE_URL: database.url, AMQP_URL, AMQP_QUEUE: queue, CLICKS_SPOOL_DIR: join(scratch, 'ingest'), LOG_LEVEL: 'warn' };
     const worker = await startWorker(env);
     children.push(worker.child);
-    const codes = Array.from({ length: 10_000 }, (_, i) => `l${i}`);
-    await createLinkRows(database.url, codes);
+    const links = await createLinkRows(
+      database.url,
+      Array.from({ length: 10_000 }, (_, i) => `l${i}`),
+    );
     const connection = await amqp.connect(AMQP_URL);
     const channel = await connection.createConfirmChannel();
     const workerPid = worker.child.pid ?? 0;
     const cpuBefore = { worker: treeCpuMs(workerPid), postgres: await backendsCpuMs(database.url) };
     const started = Date.now();
     for (let sent = 0; sent < EVENTS; sent += 500) {
-      const batch = Array.from({ length: Math.min(500, EVENTS - sent) }, () => syntheticEvent(codes));
+      const batch = Array.from({ length: Math.min(500, EVENTS - sent) }, () => syntheticEvent(links));
       channel.sendToQueue(queue, Buffer.from(encodeClickBatch(batch)), { persistent: true, contentType: 'application/json' });
       // Keeps a bounded window in flight, as the redirect instances' publishers do.
       if ((sent / 500) % 20 === 19) await channel.waitForConfirms();

@@ -8,7 +8,9 @@
  * inserter of an id waits for the first to commit and then skips it.
  *
  * Cost per batch is a fixed number of statements whatever its size. The raw events go in by
- * COPY where the connection has it (insertFromStage). The rollups are folded in memory first
+ * COPY where the connection has it: straight into click_events, since almost every batch is
+ * new (copyDirect); a batch that meets an event already stored fails that COPY on the key
+ * and is written again through a stage table with ON CONFLICT (insertFromStage). The rollups are folded in memory first
  * (rollup-aggregation.ts) and each table gets one multi-row upsert, its rows in one JSON
  * parameter (json_to_recordset), sorted by key so that concurrent writers lock
  * shared rows in the same order. JSON rather than one array per column: the driver escapes
@@ -17,7 +19,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { copyRow } from '../storage/copy-text.js';
-import { transactionRetryingConflicts, type CopyIn, type Database, type Queryable } from '../storage/database.js';
+import { isUniqueViolation, transactionRetryingConflicts, type CopyIn, type Database, type Queryable } from '../storage/database.js';
 import type { EnrichedClick } from './enriched-click.js';
 import { aggregateBatch, countVisitors, type AgentRow, type BreakdownRow, type CounterRow, type DayRow, type VisitorRow } from './rollup-aggregation.js';
 
@@ -61,27 +63,44 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
   if (!Number.isInteger(shard) || shard < 0 || shard >= ROLLUP_SHARDS) throw new RangeError(`shard must be 0-${ROLLUP_SHARDS - 1}`);
   const events = distinctById(clicks);
   let createdStage: CopyIn | undefined;
-  const stored = await transactionRetryingConflicts(
-    db,
-    (tx) => {
-      createdStage = undefined;
-      return writeInTransaction(tx, events, shard, (copyIn) => {
-        createdStage = copyIn;
-      });
-    },
-    { attempts: MAX_ATTEMPTS, ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }) },
-  );
+  const write = (path: RawPath): Promise<EnrichedClick[]> =>
+    transactionRetryingConflicts(
+      db,
+      (tx) => {
+        createdStage = undefined;
+        return writeInTransaction(tx, events, shard, path, (copyIn) => {
+          createdStage = copyIn;
+        });
+      },
+      { attempts: MAX_ATTEMPTS, ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }) },
+    );
+  let stored: EnrichedClick[];
+  try {
+    stored = await write('direct');
+  } catch (error) {
+    // A redelivered batch (or one that overlaps another worker's): nothing of the first try
+    // was kept, and the stage path skips the events already stored.
+    if (!isUniqueViolation(error)) throw error;
+    stored = await write('stage');
+  }
   // Committed: the stage now exists for good on that connection.
   if (createdStage !== undefined) staged.add(createdStage);
   return { inserted: stored.length, duplicates: clicks.length - stored.length, stored };
 }
 
 /**
+ * How the raw events go in: `direct` copies them into click_events and fails with a unique
+ * violation if any is stored already (only its key is unique, and the rollup statements
+ * never raise one); `stage` skips those with ON CONFLICT, for a caller that cannot retry.
+ */
+type RawPath = 'direct' | 'stage';
+
+/**
  * Like writeBatch, inside a transaction the caller holds (no retry: the caller's to decide).
  * Whether that transaction commits is not known here, so a stage it creates is not remembered.
  */
 export async function writeBatchInTransaction(tx: Queryable, clicks: readonly EnrichedClick[]): Promise<Omit<WriteBatchResult, 'stored'>> {
-  const stored = clicks.length === 0 ? [] : await writeInTransaction(tx, distinctById(clicks), randomInt(ROLLUP_SHARDS), () => undefined);
+  const stored = clicks.length === 0 ? [] : await writeInTransaction(tx, distinctById(clicks), randomInt(ROLLUP_SHARDS), 'stage', () => undefined);
   return { inserted: stored.length, duplicates: clicks.length - stored.length };
 }
 
@@ -90,9 +109,10 @@ async function writeInTransaction(
   tx: Queryable,
   events: readonly EnrichedClick[],
   shard: number,
+  path: RawPath,
   onStageCreated: (copyIn: CopyIn) => void,
 ): Promise<EnrichedClick[]> {
-  const fresh = await insertEvents(tx, events, onStageCreated);
+  const fresh = path === 'direct' && tx.copyIn !== undefined ? await copyDirect(tx.copyIn, events) : await insertEvents(tx, events, onStageCreated);
   if (fresh.length === 0) return fresh;
   const rollups = aggregateBatch(fresh);
   await recordVisitors(tx, rollups.visitors, rollups.day);
@@ -161,11 +181,26 @@ async function insertFromStage(
     await tx.query(`CREATE TEMPORARY TABLE IF NOT EXISTS ${STAGE} (${EVENT_TYPES}) ON COMMIT DELETE ROWS`);
     onStageCreated(copyIn);
   }
+  await copyIn.copy(STAGE, eventRows(events, false));
+  return tx.query<{ id: string }>(`INSERT INTO click_events (${EVENT_COLUMNS}) SELECT ${EVENT_SOURCE} FROM ${STAGE} ORDER BY id ON CONFLICT (id, at) DO NOTHING RETURNING id`);
+}
+
+/** Every event is new, or the COPY fails on the key and nothing of it is kept. */
+async function copyDirect(copyIn: CopyIn, events: readonly EnrichedClick[]): Promise<EnrichedClick[]> {
+  await copyIn.copy(`click_events (${EVENT_COLUMNS})`, eventRows(events, true));
+  return [...events];
+}
+
+/**
+ * The events in COPY text, in id order. `visitor` is hex text, which the stage decodes on
+ * insert; straight into click_events it is written as bytea's own hex input (`\x…`).
+ */
+function eventRows(events: readonly EnrichedClick[], byteaVisitor: boolean): string {
   let data = '';
   for (const e of events) {
     data += copyRow([
       e.id,
-      e.at.toISOString(),
+      iso(e.at.getTime()),
       e.linkId,
       e.code,
       e.method,
@@ -175,14 +210,13 @@ async function insertFromStage(
       e.country,
       e.browser,
       e.os,
-      e.visitor,
+      e.visitor === null || !byteaVisitor ? e.visitor : `\\x${e.visitor}`,
       e.ip,
       e.userAgent,
       e.referrer,
     ]);
   }
-  await copyIn.copy(STAGE, data);
-  return tx.query<{ id: string }>(`INSERT INTO click_events (${EVENT_COLUMNS}) SELECT ${EVENT_SOURCE} FROM ${STAGE} ORDER BY id ON CONFLICT (id, at) DO NOTHING RETURNING id`);
+  return data;
 }
 
 /** Without COPY (a transaction proxied from another thread): the rows in one JSON parameter. */
