@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import ipaddr from 'ipaddr.js';
+import { isPlainIpv4, parseIp } from './ip-address.js';
 
 export interface CountryLookup {
   /** ISO 3166-1 alpha-2, or null when the address is not public or not in the data. */
@@ -35,12 +36,14 @@ const ISO_ALPHA2 = /^[A-Z]{2}$/;
 export function publicAddress(ip: string): string | null {
   let address: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    address = ipaddr.parse(ip);
+    address = parseIp(ip);
   } catch {
     return null;
   }
   if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) address = address.toIPv4Address();
-  return address.range() === 'unicast' ? address.toString() : null;
+  if (address.range() !== 'unicast') return null;
+  // Already the text ipaddr.js would print back.
+  return address.kind() === 'ipv4' && isPlainIpv4(ip) ? ip : address.toString();
 }
 
 export const geoipCountries: CountryLookup & { preload(): void } = {

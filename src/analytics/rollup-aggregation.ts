@@ -6,7 +6,7 @@
  *
  * Buckets are computed from epoch milliseconds: UTC by construction.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { DeviceType, EnrichedClick } from './enriched-click.js';
 
 export type StatsInterval = 'minute' | 'hour' | 'day';
@@ -76,7 +76,7 @@ const SEP = '\u0000';
  * ':' cannot occur in it. link-identity-move.ts computes the same hash in SQL.
  */
 export function visitorSetKey(linkId: string, visitor: string): string {
-  const hex = createHash('sha256').update(`${linkId}:${visitor}`).digest('hex');
+  const hex = hash('sha256', `${linkId}:${visitor}`, 'hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 

@@ -5,8 +5,9 @@
  * salt is deleted, since the IP space is small enough to try every address against a known
  * salt. Salts live a few days (late events still need theirs) and are then deleted.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
+import { isPlainIpv4 } from './ip-address.js';
 
 /** The daily salts every worker shares; `day` is a UTC date, `YYYY-MM-DD`. */
 export interface VisitorSalts {
@@ -20,18 +21,20 @@ const DAY_MS = 86_400_000;
 export const VISITOR_SALT_PAST_DAYS = 2;
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
-// The last day formatted: a batch's events almost all fall on one day, and this runs per event.
-let lastDayNumber = Number.NaN;
-let lastDay = '';
+// The days formatted lately: this runs for every event, and for the bounds of the usable
+// salts beside it, so one remembered day would be formatted again at every call.
+const dayTexts = new Map<number, string>();
 
 export function utcDay(at: Date | number): string {
   const ms = typeof at === 'number' ? at : at.getTime();
   const dayNumber = Math.floor(ms / DAY_MS);
-  if (dayNumber !== lastDayNumber) {
-    lastDay = new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
-    lastDayNumber = dayNumber;
+  let day = dayTexts.get(dayNumber);
+  if (day === undefined) {
+    day = new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
+    if (dayTexts.size >= 64) dayTexts.clear();
+    dayTexts.set(dayNumber, day);
   }
-  return lastDay;
+  return day;
 }
 
 export function isUtcDay(day: string): boolean {
@@ -54,6 +57,8 @@ export function isSaltDayUsable(day: string, now: number): boolean {
 
 /** One text form per address, so `::ffff:192.0.2.1` and `192.0.2.1` are one visitor. */
 function canonicalIp(ip: string): string {
+  // Most clicks come from an IPv4 address already written the one way ipaddr.js prints it.
+  if (isPlainIpv4(ip)) return ip;
   try {
     return ipaddr.process(ip).toString();
   } catch {
@@ -61,13 +66,47 @@ function canonicalIp(ip: string): string {
   }
 }
 
+const SHA256_BLOCK_BYTES = 64;
+
+/** A salt's HMAC pads (RFC 2104): the key XOR 0x36 and XOR 0x5c, to a whole block. */
+interface HmacPads {
+  inner: Buffer;
+  outer: Buffer;
+}
+
+const padsOfSalt = new WeakMap<Buffer, HmacPads>();
+
+function hmacPads(salt: Buffer): HmacPads {
+  let pads = padsOfSalt.get(salt);
+  if (pads === undefined) {
+    // A salt is shorter than a block, so the key is the salt itself, zero-padded.
+    if (salt.length > SHA256_BLOCK_BYTES) throw new RangeError(`a visitor salt is at most ${SHA256_BLOCK_BYTES} bytes`);
+    const inner = Buffer.alloc(SHA256_BLOCK_BYTES, 0x36);
+    const outer = Buffer.alloc(SHA256_BLOCK_BYTES, 0x5c);
+    for (let i = 0; i < salt.length; i += 1) {
+      inner[i] = (inner[i] as number) ^ (salt[i] as number);
+      outer[i] = (outer[i] as number) ^ (salt[i] as number);
+    }
+    pads = { inner, outer };
+    padsOfSalt.set(salt, pads);
+  }
+  return pads;
+}
+
+/**
+ * HMAC-SHA256 spelt out as its two hashes, with the salt's pads computed once: the same bytes
+ * as createHmac, at about two thirds of its cost, which showed in the worker's profile (one
+ * key per click).
+ */
+function hmacSha256(salt: Buffer, message: string): string {
+  const pads = hmacPads(salt);
+  const inner = hash('sha256', Buffer.concat([pads.inner, Buffer.from(message, 'utf8')]), 'buffer');
+  return hash('sha256', Buffer.concat([pads.outer, inner]), 'hex');
+}
+
 export function visitorKey(salt: Buffer, ip: string, userAgent: string | null): string {
   // A newline cannot occur in an IP address, so no two (ip, agent) pairs give one message.
-  return createHmac('sha256', salt)
-    .update(`${canonicalIp(ip)}\n${userAgent ?? ''}`)
-    .digest()
-    .subarray(0, VISITOR_KEY_BYTES)
-    .toString('hex');
+  return hmacSha256(salt, `${canonicalIp(ip)}\n${userAgent ?? ''}`).slice(0, 2 * VISITOR_KEY_BYTES);
 }
 
 /** Salts held by this process only, for tests: other workers would not share them. */

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
+import ipaddr from 'ipaddr.js';
 import { geoipCountries, publicAddress } from '../../src/analytics/country.js';
+import { isPlainIpv4, parseIp } from '../../src/analytics/ip-address.js';
 import { ClickEnricher, enrich, type EnrichContext } from '../../src/analytics/enrich.js';
 import type { EnrichedClick } from '../../src/analytics/enriched-click.js';
 import { referrerHost } from '../../src/analytics/referrer.js';
@@ -201,6 +204,28 @@ describe('country', () => {
   });
 });
 
+describe('address parsing', () => {
+  test('plain dotted decimal is read without ipaddr.js, to the same address; every other form goes to it', () => {
+    const plain = ['0.0.0.0', '1.2.3.4', '9.99.199.255', '203.0.113.7', '255.255.255.255', '100.64.0.1'];
+    for (const ip of plain) {
+      assert.ok(isPlainIpv4(ip), ip);
+      assert.deepEqual(parseIp(ip).toByteArray(), ipaddr.parse(ip).toByteArray(), ip);
+      assert.equal(parseIp(ip).toString(), ip, 'plain is what ipaddr.js prints');
+    }
+    for (const ip of ['010.0.0.1', '0x7f.0.0.1', '127.1', '256.1.1.1', '1.2.3.4 ', '1.2.3', '::1', '::ffff:1.2.3.4', '01.2.3.4']) {
+      assert.equal(isPlainIpv4(ip), false, ip);
+      if (ipaddr.isValid(ip)) assert.equal(parseIp(ip).toString(), ipaddr.parse(ip).toString(), ip);
+      else assert.throws(() => parseIp(ip), ip);
+    }
+  });
+
+  test('the country of an octal or short form is that of its plain form', () => {
+    assert.equal(publicAddress('010.0.0.1'), '8.0.0.1');
+    assert.equal(geoipCountries.country('010.0.0.1'), geoipCountries.country('8.0.0.1'));
+    assert.equal(publicAddress('0x7f.1'), null, 'loopback');
+  });
+});
+
 describe('unique-visitor key', () => {
   test('HMAC-SHA256 of "ip\\nuser agent" under the day salt, first 16 bytes in hex', () => {
     assert.equal(visitorKey(SALT, '203.0.113.7', 'Mozilla/5.0'), 'ea9ad4cddcc4f8512312d0a15363b0f1');
@@ -226,6 +251,23 @@ describe('unique-visitor key', () => {
     assert.equal(new Set(keys).size, keys.length, `keys must differ: ${JSON.stringify(keys)}`);
     assert.equal(a?.visitor, visitorKey(await salts.saltFor('2025-03-01'), '8.8.8.8', UA.chromeWindows));
     assert.equal(c?.visitor, visitorKey(await salts.saltFor('2025-03-02'), '8.8.8.8', UA.chromeWindows));
+  });
+
+  test('the same bytes as createHmac, for any salt and any agent text', () => {
+    const agents = [null, 'x', UA.chromeWindows, 'agent with ünïcödé and 😀', 'a'.repeat(300)];
+    for (let round = 0; round < 50; round += 1) {
+      const salt = randomBytes(32);
+      for (const agent of agents) {
+        const ip = `${round}.${round * 3}.7.${255 - round}`;
+        const expected = createHmac('sha256', salt).update(`${ip}\n${agent ?? ''}`).digest().subarray(0, 16).toString('hex');
+        assert.equal(visitorKey(salt, ip, agent), expected, `${ip} ${agent}`);
+      }
+    }
+  });
+
+  test('an address ipaddr.js reads in another form (octal, hex, short) is the same visitor as its plain form', () => {
+    assert.equal(visitorKey(SALT, '010.0.0.1', 'x'), visitorKey(SALT, '8.0.0.1', 'x'));
+    assert.equal(visitorKey(SALT, '0x7f.1', 'x'), visitorKey(SALT, '127.0.0.1', 'x'));
   });
 
   test('an IPv4 address and its IPv4-mapped IPv6 form are one visitor', () => {
