@@ -301,7 +301,8 @@ export function loadConfig(env: Env = process.env): Config {
     amqp: {
       url: read.url('AMQP_URL', ['amqp:', 'amqps:']),
       queue: amqpQueue,
-      prefetch: read.int('AMQP_PREFETCH', 64, 1, 65_535),
+      // Two batches in hand at full size, with messages of 500 events (CLICK_BATCH_SIZE).
+      prefetch: read.int('AMQP_PREFETCH', 128, 1, 65_535),
       confirmTimeoutMs: read.int('AMQP_CONFIRM_TIMEOUT_MS', 5000, 50, 600_000),
     },
     adminApiKey,
@@ -344,7 +345,11 @@ export function loadConfig(env: Env = process.env): Config {
       spoolMaxBytes: read.int('CLICKS_SPOOL_MAX_BYTES', 1024 ** 3, 1024 * 1024, Number.MAX_SAFE_INTEGER),
     },
     worker: {
-      batchSize: read.int('WORKER_BATCH_SIZE', 5000, 1, 100_000),
+      // On PostgreSQL a larger batch folds more clicks into each rollup row, so fewer upserts per
+      // click (docs/benchmarks.md, "Click ingest"); the embedded store's one thread also answers
+      // reads, so its transactions stay shorter. Only a backlog fills a batch: at a steady rate
+      // the wait below commits it first.
+      batchSize: read.int('WORKER_BATCH_SIZE', databaseUrl === undefined ? 5000 : 20_000, 1, 100_000),
       batchWaitMs: read.int('WORKER_BATCH_WAIT_MS', 100, 0, 60_000),
       concurrency: read.int('WORKER_CONCURRENCY', 2, 1, 64),
     },

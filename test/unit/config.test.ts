@@ -47,7 +47,7 @@ describe('loadConfig: defaults', () => {
     assert.deepEqual(config.database, { url: undefined, replicaUrls: [], dataDir: './data', poolSize: 10, connectTimeoutMs: 1000, statementTimeoutMs: 15_000, breakerThreshold: 3, breakerCooldownMs: 1000 });
     assert.deepEqual(config.redis, { url: undefined, commandTimeoutMs: 100, breakerThreshold: 3, breakerCooldownMs: 2000, keyPrefix: 'shunt' });
     assert.equal(config.workers, 1);
-    assert.deepEqual(config.amqp, { url: undefined, queue: 'shunt.clicks', prefetch: 64, confirmTimeoutMs: 5000 });
+    assert.deepEqual(config.amqp, { url: undefined, queue: 'shunt.clicks', prefetch: 128, confirmTimeoutMs: 5000 });
     assert.equal(config.adminApiKey, undefined);
     assert.deepEqual(config.codes, { length: 7, blockSize: 1000 });
     assert.deepEqual(config.destinations, { maxUrlLength: 2048, blockedDomains: [], allowPrivateAddresses: false });
@@ -67,6 +67,7 @@ describe('loadConfig: defaults', () => {
       spoolMaxBytes: 1024 ** 3,
     });
     assert.deepEqual(config.worker, { batchSize: 5000, batchWaitMs: 100, concurrency: 2 });
+    assert.equal(loadConfig({ DATABASE_URL: 'postgres://localhost/shunt' }).worker.batchSize, 20_000, 'PostgreSQL takes larger batches');
     assert.deepEqual(config.exports, { syncMaxRows: 10_000, ttlHours: 24 });
     assert.deepEqual(config.events, { maxStreams: 1000, maxStreamsPerKey: 10 });
     assert.deepEqual(config.http, { bodyLimitBytes: 4 * 1024 * 1024, permanentRedirectMaxAge: 3600, keepAliveTimeoutMs: 72_000 });
