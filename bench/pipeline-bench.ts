@@ -10,6 +10,9 @@
  * 3. cost: redirect throughput of one ROLE=redirect instance publishing to the broker against
  *    one with CLICKS_ENABLED=false, alternating rounds (BENCH_ROUNDS), medians.
  *
+ * The ingest's events carry their link id, as redirect instances publish them;
+ * BENCH_EVENT_VERSION=1 publishes them without (the upgrade path).
+ *
  *   npm run bench:pipeline
  *   BENCH_PARTS=ingest,lag BENCH_EVENTS=500000 npm run bench:pipeline
  */
@@ -51,11 +54,19 @@ const REFERRERS = [null, null, 'https://www.google.com/', 'https://t.co/abc', 'h
 const pick = <T>(values: readonly T[]): T => values[Math.floor(Math.random() * values.length)] as T;
 const randomIp = (): string => `${1 + Math.floor(Math.random() * 223)}.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 256)}.${1 + Math.floor(Math.random() * 254)}`;
 
+/**
+ * BENCH_EVENT_VERSION=1: events without their link, as a version before link ids left them in
+ * a queue or spool at an upgrade; the worker then looks each batch's codes up (click-attribution.ts).
+ */
+const EVENT_VERSION = Number(process.env.BENCH_EVENT_VERSION ?? 2);
+
 /** An event as a redirect instance publishes it: with the link it resolved. */
 function syntheticEvent(links: readonly { code: string; id: string }[]): IdentifiedClickEvent {
   // A few hot links and a long tail.
   const link = links[Math.min(links.length - 1, Math.floor(links.length * Math.random() ** 3))] as { code: string; id: string };
-  return { id: uuidv7(), linkId: link.id, code: link.code, at: new Date(), method: 'GET', referrer: pick(REFERRERS), userAgent: pick(AGENTS), ip: randomIp() };
+  const event: IdentifiedClickEvent = { id: uuidv7(), code: link.code, at: new Date(), method: 'GET', referrer: pick(REFERRERS), userAgent: pick(AGENTS), ip: randomIp() };
+  if (EVENT_VERSION !== 1) event.linkId = link.id;
+  return event;
 }
 
 async function storedClicks(url: string): Promise<number> {
