@@ -11,7 +11,7 @@ import { capacityPlan, type CapacityInputs, type CapacityPlan, type Limit } from
 const DEFAULTS = {
   'redirect-rps': 26_000,
   'create-rps': 2_000,
-  'worker-clicks': 12_000,
+  'worker-clicks': 24_000,
   'bytes-per-link': 398,
   'bytes-per-click': 246,
   'rollup-bytes-per-click': 513,
