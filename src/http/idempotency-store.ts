@@ -10,10 +10,12 @@
  * a process that was merely slow cannot overwrite the answer of the one that took over.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { Database, Queryable } from '../storage/database.js';
+import { transactionRetryingConflicts, type Database, type Queryable } from '../storage/database.js';
 
 export const IDEMPOTENCY_TTL_HOURS = 24;
 export const DEFAULT_CLAIM_LEASE_SECONDS = 60;
+/** Attempts of a transaction that lost a deadlock or serialization race. */
+const CONFLICT_ATTEMPTS = 3;
 export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 export type IdempotencyClaim =
@@ -41,9 +43,14 @@ export class IdempotencyStore {
     private readonly claimLeaseSeconds = DEFAULT_CLAIM_LEASE_SECONDS,
   ) {}
 
-  /** Runs `work` in one transaction of the store that keeps the records (and the links). */
+  /**
+   * Runs `work` in one transaction of the store that keeps the records (and the links), again
+   * when it lost a deadlock or serialization race: two bulk creates that take the same aliases
+   * in opposite orders wait on each other, and the one the store rolls back runs once more.
+   * `work` must therefore start from scratch each time.
+   */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.db.transaction(work);
+    return transactionRetryingConflicts(this.db, work, { attempts: CONFLICT_ATTEMPTS });
   }
 
   async claim(keyId: string, idempotencyKey: string, fingerprint: string): Promise<IdempotencyClaim> {

@@ -103,6 +103,10 @@ export function isDataError(error: unknown): boolean {
 /** Serialization failure and deadlock: the transaction was rolled back whole and may simply run again. */
 const CONFLICT_STATES: ReadonlySet<string> = new Set(['40001', '40P01']);
 
+export function isTransactionConflict(error: unknown): boolean {
+  return CONFLICT_STATES.has(sqlState(error) ?? '');
+}
+
 /**
  * Runs `work` in a transaction, again when it lost a deadlock or serialization race, up to
  * `attempts` times in all; any other error, or the last one, is thrown.
@@ -116,7 +120,7 @@ export async function transactionRetryingConflicts<T>(
     try {
       return await db.transaction(work);
     } catch (error) {
-      if (attempt >= options.attempts || !CONFLICT_STATES.has(sqlState(error) ?? '')) throw error;
+      if (attempt >= options.attempts || !isTransactionConflict(error)) throw error;
       options.onRetry?.(error, attempt);
     }
   }

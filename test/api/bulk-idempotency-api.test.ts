@@ -59,6 +59,21 @@ for (const backend of BACKENDS) {
       assert.equal(await count(), 4);
     });
 
+    test('two bulks taking the same aliases in opposite orders both answer; each alias is created once', async () => {
+      // Each insert locks its aliases in input order, so these two wait on each other: the
+      // store picks one to fail, and that one must run again, not answer 500.
+      const send = (aliases: readonly string[]) =>
+        app.request({ method: 'POST', url: '/api/v1/links/bulk', body: { links: aliases.map((alias) => ({ url: `https://example.org/${alias}`, alias })) } });
+      for (let round = 0; round < 4; round += 1) {
+        const aliases = Array.from({ length: 400 }, (_, i) => `opposite-${round}-${i}`);
+        const answers = await Promise.all([send(aliases), send([...aliases].reverse())]);
+        for (const answer of answers) assert.equal(answer.statusCode, 200, answer.body.slice(0, 300));
+        const items = answers.flatMap((answer) => answer.json<{ items: BulkItem[] }>().items);
+        assert.equal(items.filter((item) => item.status === 201).length, aliases.length, 'each alias created by one of the two');
+        assert.equal(items.filter((item) => item.status === 409).length, aliases.length, 'and refused to the other');
+      }
+    });
+
     test('an item refused on its own (alias taken) does not sink the others, and is replayed as refused', async () => {
       const again = await app.request({
         method: 'POST',

@@ -66,7 +66,8 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
     let created: Link | null = null;
     return respondIdempotentlyInTransaction(idempotency, actor, request, reply, {
       produce: async (tx) => {
-        created = await links.createWithin(tx, request.body, actor, codes);
+        // A copy, as in the bulk below: a transaction that lost a deadlock runs this again.
+        created = await links.createWithin(tx, request.body, actor, [...codes]);
         return answer(created);
       },
       afterCommit: () => links.announceCreated(created === null ? [] : [created]),
@@ -99,7 +100,9 @@ export function linkRoutes(app: FastifyInstance, deps: AppDeps): void {
           if (invalid === null) valid.push({ index, input: item as LinkCreateBody });
           else items[index] = problemItem(toAppError(Object.assign(new Error('validation failed'), { validation: invalid, validationContext: `links[${index}]` })));
         }
-        const outcomes = await links.createManyWithin(tx, valid.map((item) => item.input), actor, codes);
+        // A copy: createManyWithin takes codes off it, and a transaction that lost a deadlock
+        // (two bulks taking the same aliases in opposite orders) runs this again.
+        const outcomes = await links.createManyWithin(tx, valid.map((item) => item.input), actor, [...codes]);
         created.length = 0;
         for (const [position, outcome] of outcomes.entries()) {
           const index = valid[position]?.index ?? position;
