@@ -8,9 +8,10 @@
  * inserter of an id waits for the first to commit and then skips it.
  *
  * Cost per batch is a fixed number of statements whatever its size. The raw events go in by
- * COPY where the connection has it: straight into click_events, since almost every batch is
- * new (copyDirect); a batch that meets an event already stored fails that COPY on the key
- * and is written again through a stage table with ON CONFLICT (insertFromStage). The rollups are folded in memory first
+ * COPY where the connection has it. On PostgreSQL straight into click_events, since almost
+ * every batch is new (copyDirect); a batch that meets an event already stored fails that COPY
+ * on the key and is written again through a stage table with ON CONFLICT (insertFromStage),
+ * which PGlite always uses. The rollups are folded in memory first
  * (rollup-aggregation.ts) and each table gets one multi-row upsert, its rows in one JSON
  * parameter (json_to_recordset), sorted by key so that concurrent writers lock
  * shared rows in the same order. JSON rather than one array per column: the driver escapes
@@ -75,13 +76,19 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
       { attempts: MAX_ATTEMPTS, ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }) },
     );
   let stored: EnrichedClick[];
-  try {
-    stored = await write('direct');
-  } catch (error) {
-    // A redelivered batch (or one that overlaps another worker's): nothing of the first try
-    // was kept, and the stage path skips the events already stored.
-    if (!isUniqueViolation(error)) throw error;
+  if (db.kind !== 'postgres') {
+    // PGlite: the direct COPY was no cheaper there, and grew slower round after round in the
+    // writer benchmark (docs/benchmarks.md, "Click ingest"), so it keeps the stage.
     stored = await write('stage');
+  } else {
+    try {
+      stored = await write('direct');
+    } catch (error) {
+      // A redelivered batch (or one that overlaps another worker's): nothing of the first try
+      // was kept, and the stage path skips the events already stored.
+      if (!isUniqueViolation(error)) throw error;
+      stored = await write('stage');
+    }
   }
   // Committed: the stage now exists for good on that connection.
   if (createdStage !== undefined) staged.add(createdStage);
