@@ -98,7 +98,8 @@ export async function writeBatch(db: Database, clicks: readonly EnrichedClick[],
 /**
  * How the raw events go in: `direct` copies them into click_events and fails with a unique
  * violation if any is stored already (only its key is unique, and the rollup statements
- * never raise one); `stage` skips those with ON CONFLICT, for a caller that cannot retry.
+ * never raise one); `stage` skips those with ON CONFLICT: after such a failure, on PGlite, and
+ * for a caller that cannot retry.
  */
 type RawPath = 'direct' | 'stage';
 
