@@ -208,7 +208,7 @@ function eventRows(events: readonly EnrichedClick[], byteaVisitor: boolean): str
   for (const e of events) {
     data += copyRow([
       e.id,
-      iso(e.at.getTime()),
+      e.at.toISOString(),
       e.linkId,
       e.code,
       e.method,

@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import ipaddr from 'ipaddr.js';
-import { isPlainIpv4, parseIp } from './ip-address.js';
+import { parseIp } from './ip-address.js';
 
 export interface CountryLookup {
   /** ISO 3166-1 alpha-2, or null when the address is not public or not in the data. */
@@ -41,9 +41,7 @@ export function publicAddress(ip: string): string | null {
     return null;
   }
   if (address instanceof ipaddr.IPv6 && address.isIPv4MappedAddress()) address = address.toIPv4Address();
-  if (address.range() !== 'unicast') return null;
-  // Already the text ipaddr.js would print back.
-  return address.kind() === 'ipv4' && isPlainIpv4(ip) ? ip : address.toString();
+  return address.range() === 'unicast' ? address.toString() : null;
 }
 
 export const geoipCountries: CountryLookup & { preload(): void } = {
