@@ -60,6 +60,9 @@ describe('failover on Patroni', options, () => {
     assert.ok(old !== null, 'a primary before the kill');
     const load = new OutageLoad({ redirects: [shunt.url], codes, api: [shunt.url], apiKey: ADMIN }, { redirect: 4, create: 2 });
     await sleep(2000);
+    // Under load the replica may trail; Patroni rightly keeps a crashed primary that no replica
+    // is close enough to replace. Kill once the replica qualifies, as it does in steady state.
+    await cluster.replicasCaughtUp(old, 256 * 1024, 30_000);
     const createdBefore = load.result.created;
     cluster.killPostgres(old);
     const killedAt = performance.now();
@@ -76,7 +79,7 @@ describe('failover on Patroni', options, () => {
         `${result.created} creates (${result.created - createdBefore} after the kill began), ${result.unavailable} answered 503`,
     );
     assert.equal(shunt.child.exitCode, null, `Shunt died: ${shunt.stderr().slice(-2000)}`);
-    assert.ok(now !== null && now.name !== old.name, `the replica was promoted (primary now: ${now?.name ?? 'none'})\n${cluster.logs().slice(-3000)}`);
+    assert.ok(now !== null && now.name !== old.name, `the replica was promoted (primary now: ${now?.name ?? 'none'}); Patroni's decisions:\n${cluster.decisions()}`);
     assert.ok(recovered <= 30_000, `creates succeed again within 30 s of the kill (took ${Math.round(recovered)} ms)`);
     assert.deepEqual(result.redirectFailures.slice(0, 5), [], 'no cached redirect failed');
     assert.deepEqual(result.createFailures.slice(0, 5), [], 'creates answered 201, or 503 with Retry-After within 1 s');

@@ -37,9 +37,17 @@ export interface PatroniCluster {
   nodes: readonly PatroniNode[];
   /** The node whose REST API answers 200 on /primary, if one does. */
   primary(): Promise<PatroniNode | null>;
+  /**
+   * Resolves once every replica streams from `primary` and has flushed all but `bytes` of its
+   * WAL. Patroni promotes a replica only within `maximum_lag_on_failover` (1 MB) of the
+   * primary; a replica still replaying its clone on a slow machine would be passed over.
+   */
+  replicasCaughtUp(primary: PatroniNode, bytes: number, ms: number): Promise<void>;
   /** SIGKILL to `node`'s postmaster: its backends die with it, as in a crash. */
   killPostgres(node: PatroniNode): void;
   logs(): string;
+  /** The lines where Patroni says what it decided and why (crash, lag, promotion, restart). */
+  decisions(): string;
   close(): Promise<void>;
 }
 
@@ -59,6 +67,9 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms: number, 
   }
 }
 
+// Kept apart from the full output, which HAProxy's health checks can push out of its window.
+const DECISION = /Primary crashed|Demoting|Member \S+ (is|exceeds|does not)|Request failed|Timeline \S+ of member|session lock|starting as|crash recovery|promote|Leader key/;
+
 const answers = async (url: string): Promise<boolean> => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200;
 
 const accepts = (port: number): Promise<boolean> =>
@@ -74,13 +85,16 @@ export async function startPatroniCluster(): Promise<PatroniCluster> {
   const dir = postgresTempDir('shunt-patroni-');
   const children: ChildProcess[] = [];
   let output = '';
+  const decisions: string[] = [];
   const run = (name: string, command: string, args: string[], asPostgresUser: boolean): ChildProcess => {
     const ids = asPostgresUser && process.getuid?.() === 0
       ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) }
       : {};
     const child = spawn(command, args, { cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     const collect = (chunk: Buffer): void => {
-      output += `[${name}] ${chunk.toString('utf8')}`;
+      const text = chunk.toString('utf8');
+      output += `[${name}] ${text}`;
+      for (const line of text.split('\n')) if (DECISION.test(line)) decisions.push(`[${name}] ${line}`);
       if (output.length > 200_000) output = output.slice(-100_000);
     };
     child.stdout?.on('data', collect);
@@ -186,11 +200,28 @@ export async function startPatroniCluster(): Promise<PatroniCluster> {
       }
       return null;
     },
+    async replicasCaughtUp(primary, bytes, ms) {
+      const replicas = nodes.length - 1;
+      await waitFor(`${replicas} replica(s) streaming within ${bytes} bytes of ${primary.name}`, async () => {
+        const client = new pg.Client({ host: '127.0.0.1', port: primary.pgPort, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 2000 });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          const { rows } = await client.query<{ lag: string }>(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::text AS lag FROM pg_stat_replication WHERE state = 'streaming'",
+          );
+          return rows.length === replicas && rows.every((row) => Number(row.lag) <= bytes);
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      }, ms, logs);
+    },
     killPostgres(node) {
       const pid = Number(readFileSync(join(node.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
       process.kill(pid, 'SIGKILL');
     },
     logs,
+    decisions: () => decisions.slice(-60).join('\n'),
     close: stopAll,
   };
   return cluster;
