@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   runAsBackgroundThread();
   const db = await openPglite(dataDir);
   const open = new Map<number, OpenTransaction>();
-  let clicks: ((request: ClickRequest) => void) | null = null;
+  // Loaded on the first clicks-start (clicks may be off). The batches that follow at once
+  // wait for it, in order, rather than finding no host and going unanswered.
+  let clicks: Promise<(request: ClickRequest) => void> | null = null;
 
   const reply = (message: StoreReply | ClickReply): void => port.postMessage(message);
   const answer = async (id: number, work: () => Promise<WireResult | WireResult[] | undefined>): Promise<void> => {
@@ -67,15 +69,18 @@ async function main(): Promise<void> {
           return undefined;
         });
       case 'clicks-start':
+        clicks ??= import('../pipeline/thread-click-host.js').then(({ serveClicks }) => serveClicks(db, { storeRawIp: message.storeRawIp }, reply));
+        return;
+      case 'clicks': {
         if (clicks === null) {
-          const { serveClicks } = await import('../pipeline/thread-click-host.js');
-          clicks = serveClicks(db, { storeRawIp: message.storeRawIp }, reply);
+          reply({ t: 'clicks-failed', batch: message.batch, error: toWireError(new Error('clicks posted before clicks-start')) });
+          return;
         }
+        const serve = await clicks.catch((error: unknown) => error instanceof Error ? error : new Error(String(error)));
+        if (serve instanceof Error) reply({ t: 'clicks-failed', batch: message.batch, error: toWireError(serve) });
+        else serve(message);
         return;
-      case 'clicks':
-        // Only sent after clicks-start, which the port delivers first.
-        clicks?.(message);
-        return;
+      }
     }
   };
   port.on('message', (message: Incoming) => void handle(message));

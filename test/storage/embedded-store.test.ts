@@ -3,9 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { encodeProducedClickBatch } from '../../src/clicks/click-event-codec.js';
+import { identified } from '../../src/clicks/click-event.js';
 import { AppError } from '../../src/shared/errors.js';
 import { isDataError, isUniqueViolation } from '../../src/storage/database.js';
 import { EmbeddedStore } from '../../src/storage/embedded-store.js';
+import { migrate } from '../../src/storage/migrate.js';
 
 describe('the embedded store thread', () => {
   let db: EmbeddedStore;
@@ -136,6 +139,36 @@ describe('when the store thread dies', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       await assert.rejects(db.query('SELECT 1'), (error: unknown) => error instanceof AppError && error.code === 'dependency_unavailable');
       assert.equal(db.alive, false);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('clicks on the store thread', () => {
+  test('batches posted in the same tick as clicks-start are each answered, in order', { timeout: 60_000 }, async () => {
+    const db = await EmbeddedStore.open('memory://');
+    try {
+      await migrate(db);
+      const { rows } = await db.query<{ id: string }>("INSERT INTO links (code, url) VALUES ('thread1', 'https://example.com/') RETURNING id");
+      const linkId = rows[0]?.id ?? '';
+      const answers: { t: string; batch: number }[] = [];
+      const all = new Promise<void>((resolve) =>
+        db.onClickReply((reply) => {
+          answers.push({ t: reply.t, batch: reply.batch });
+          if (answers.length === 3) resolve();
+        }),
+      );
+      // The click host loads on the first clicks-start; nothing posted meanwhile may be dropped.
+      db.startClicks({ storeRawIp: false });
+      for (const batch of [1, 2, 3]) {
+        const events = [identified({ linkId, code: 'thread1', at: new Date(), method: 'GET', referrer: null, userAgent: null, ip: null })];
+        db.postClicks({ t: 'clicks', batch, payload: Buffer.from(encodeProducedClickBatch(events)), events: 1, announce: false });
+      }
+      await all;
+      assert.deepEqual(answers, [1, 2, 3].map((batch) => ({ t: 'clicks-done', batch })));
+      const stored = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM click_events');
+      assert.equal(stored.rows[0]?.n, 3);
     } finally {
       await db.close();
     }
