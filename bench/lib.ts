@@ -29,6 +29,8 @@ export interface Result {
   /** Answers that were neither 2xx nor 3xx. */
   bad: number;
   errors: number;
+  /** How long the machine stayed busy after the load stopped (work the target had deferred). */
+  drainMs: number;
 }
 
 export async function waitForHttp(url: string, child?: ChildProcess): Promise<void> {
@@ -58,7 +60,33 @@ export function combine(results: readonly Result[]): Result {
     p99: median(results.map((result) => result.p99)),
     bad: results.reduce((sum, result) => sum + result.bad, 0),
     errors: results.reduce((sum, result) => sum + result.errors, 0),
+    drainMs: median(results.map((result) => result.drainMs)),
   };
+}
+
+/** Busy and total jiffies of all cores so far (/proc/stat; idle and iowait count as idle). */
+function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
+/**
+ * Waits until the whole machine is quiet (under 10 % busy over 200 ms) and returns how long
+ * that took, at most BENCH_SETTLE_MAX_MS. A target that defers work (a store thread's
+ * backlog) would otherwise spend it during the next target's round and slow that one instead.
+ */
+export async function settle(): Promise<number> {
+  const started = performance.now();
+  const limit = Number(process.env.BENCH_SETTLE_MAX_MS ?? 30_000);
+  for (;;) {
+    const before = machineTicks();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const after = machineTicks();
+    const busy = (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    const waited = performance.now() - started;
+    if (busy < 0.1 || waited >= limit) return Math.max(0, Math.round(waited - 200));
+  }
 }
 
 /** Uniformly random codes from `codes` for SECONDS (after a 2 s warm-up when asked). */
@@ -79,6 +107,7 @@ export async function drive(name: string, port: number, codes: readonly string[]
     p99: result.latency.p99,
     bad: result.non2xx - (result['3xx'] ?? 0),
     errors: result.errors + result.timeouts,
+    drainMs: await settle(),
   };
 }
 
@@ -90,7 +119,7 @@ export async function alternate(targets: readonly { name: string; port: number }
     for (const [index, target] of targets.entries()) {
       const result = await drive(target.name, target.port, codes, round === 0);
       rounds[index]?.push(result);
-      line.push(`${target.name} ${result.rps}`);
+      line.push(`${target.name} ${result.rps}${result.drainMs > 0 ? ` (busy ${(result.drainMs / 1000).toFixed(1)} s after)` : ''}`);
     }
     console.log(`round ${round + 1}: ${line.join(', ')} req/s`);
   }

@@ -10,6 +10,7 @@
  * database, for a before/after that shares the machine's slow and fast spells.
  *
  *   npm run bench:miss
+ *   BENCH_REDIS_COLD=1 npm run bench:miss          every round starts with Redis empty: misses all the way
  *   BENCH_LINKS=10000000 BENCH_ROUNDS=5 BENCH_BASELINE_DIR=/tmp/before npm run bench:miss
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,10 +23,13 @@ import pg from 'pg';
 import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { AMQP_URL, combine, CONNECTIONS, deleteQueues, dropRedisKeys, median, printTable, ROUNDS, SECONDS, startBuiltShunt, stop, type Result } from './lib.js';
+import { AMQP_URL, combine, CONNECTIONS, deleteQueues, dropRedisKeys, median, printTable, ROUNDS, SECONDS, settle, startBuiltShunt, stop, type Result } from './lib.js';
 
 const LINKS = Number(process.env.BENCH_LINKS ?? 100_000);
 const POOL = Number(process.env.BENCH_POOL ?? 10);
+// BENCH_REDIS_COLD=1 empties each instance's Redis keys before every round: over a small
+// key space Redis otherwise fills up round by round, and later rounds measure Redis hits.
+const REDIS_COLD = process.env.BENCH_REDIS_COLD === '1';
 
 function percentile(sorted: readonly number[], q: number): number {
   return Math.round((sorted[Math.floor(sorted.length * q)] ?? 0) * 100) / 100;
@@ -54,6 +58,7 @@ async function rawLookups(url: string, seconds: number): Promise<Result> {
     p99: percentile(latencies, 0.99),
     bad: 0,
     errors: 0,
+    drainMs: await settle(),
   };
 }
 
@@ -81,6 +86,7 @@ async function wrk(name: string, port: number, seconds: number, script: string):
     p99: ms('99%'),
     bad: count(/Non-2xx or 3xx responses: (\d+)/),
     errors: socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0),
+    drainMs: await settle(),
   };
 }
 
@@ -170,6 +176,7 @@ try {
     // Builds take turns going first, so neither always meets the machine right after the pg loop.
     const order = instances.map((_, index) => instances[(index + round) % instances.length] as Instance);
     for (const instance of order) {
+      if (REDIS_COLD) await dropRedisKeys(instance.redisPrefix);
       const result = await wrk(instance.name, instance.port, SECONDS, script);
       await purge(instance);
       instance.rounds.push(result);
