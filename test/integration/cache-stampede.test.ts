@@ -87,7 +87,24 @@ describe('cache stampede across two instances (PostgreSQL + Redis)', await share
 
   test('1,000 concurrent requests for a just-expired hot link cost at most one query per instance', async () => {
     const url = `https://example.com/hot/${randomBytes(4).toString('hex')}`;
-    const { code } = await createLink(pair.a, { url });
+    // The create's invalidation comes back to A too, and drops what A loads before it arrives:
+    // wait for it to go out (the instances read it on this process's loop) before priming.
+    const subscriber = pair.redis.duplicate();
+    const announced = new Set<string>();
+    subscriber.on('message', (_channel: string, text: string) => announced.add((JSON.parse(text) as { code: string }).code));
+    await subscriber.subscribe(pair.keys.invalidationChannel);
+    let code: string;
+    try {
+      ({ code } = await createLink(pair.a, { url }));
+      const deadline = Date.now() + 5000;
+      while (!announced.has(code)) {
+        assert.ok(Date.now() < deadline, 'the create was never announced');
+        await sleep(5);
+      }
+      await sleep(100);
+    } finally {
+      subscriber.disconnect();
+    }
     const sharedKey = pair.keys.link(code);
 
     // Both tiers of both instances hold the link: A loads it and fills Redis, B reads it from Redis.
