@@ -1,6 +1,7 @@
 /**
  * Measures the byte figures `shunt capacity` works from, on PostgreSQL and Redis:
- *   npm run bench:bytes   (BENCH_BYTES_LINKS, BENCH_BYTES_CLICKS to change the sizes)
+ *   npm run bench:bytes                          (BENCH_BYTES_LINKS, BENCH_BYTES_CLICKS to change the sizes)
+ *   BENCH_BACKEND=embedded npm run bench:bytes   (the same tables in PGlite, the embedded default)
  * - bytes per link: pg_total_relation_size of links (table, TOAST and every index) after
  *   inserting N links with a title and two tags, divided by N;
  * - bytes per raw click: the size of every click_events partition after writing the clicks
@@ -17,7 +18,8 @@ import { cacheKeys } from '../src/cache/cache-keys.js';
 import { LinkRepository, type BulkLink } from '../src/links/link-repository.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { makeClick, visitor } from '../test/helpers/enriched-click-fixture.js';
-import { openDatabase } from '../src/storage/database.js';
+import { openDatabase, type Database } from '../src/storage/database.js';
+import { openPglite } from '../src/storage/embedded-pglite.js';
 import { migrate } from '../src/storage/migrate.js';
 
 const LINKS = Number(process.env.BENCH_BYTES_LINKS ?? 100_000);
@@ -26,8 +28,11 @@ const CLICK_LINKS = 1000;
 const DAYS = 10;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-const database = await createPostgresDatabase();
-const db = await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 4 });
+const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
+
+// PGlite is PostgreSQL's own storage in WASM: the same pages, so the same size functions apply.
+const database = BACKEND === 'embedded' ? null : await createPostgresDatabase();
+const db: Database = database === null ? await openPglite('memory://') : await openDatabase({ url: database.url, dataDir: 'memory://', poolSize: 4 });
 try {
   await migrate(db);
   const links = new LinkRepository(db);
@@ -60,6 +65,24 @@ try {
   let rollupBytes = 0;
   for (const table of rollupTables) rollupBytes += await size(`SELECT pg_total_relation_size('${table}')::text AS bytes`);
 
+  // The embedded default runs without Redis; measure it there only when one is named.
+  const redisBytes = BACKEND === 'postgres' || process.env.REDIS_URL !== undefined ? await redisBytesPerLink(links) : null;
+
+  console.log(JSON.stringify({
+    backend: BACKEND,
+    bytesPerLink: Math.round(linkBytes / LINKS),
+    bytesPerRawClick: Math.round(rawBytes / CLICKS),
+    rollupBytesPerClick: Number((rollupBytes / CLICKS).toFixed(1)),
+    redisBytesPerLink: redisBytes === null ? null : Math.round(redisBytes.perLink),
+    measured: { links: LINKS, clicks: CLICKS, clickedLinks: CLICK_LINKS, days: DAYS, clicksPerLinkPerDay: CLICKS / CLICK_LINKS / DAYS, redisLinks: redisBytes?.links ?? 0 },
+  }, null, 2));
+} finally {
+  await db.close();
+  await database?.drop();
+}
+
+/** Growth of Redis's used_memory per link after caching links as the redirect path does. */
+async function redisBytesPerLink(links: LinkRepository): Promise<{ perLink: number; links: number }> {
   const redis = new Redis(REDIS_URL);
   const keys = cacheKeys(`bytes-bench-${process.pid}`);
   const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
@@ -69,20 +92,10 @@ try {
   const pipeline = redis.pipeline();
   for (const link of all) pipeline.set(keys.link(link.code), encodeCachedLink(link), 'PX', 600_000);
   await pipeline.exec();
-  const redisBytes = ((await used()) - before) / all.length;
+  const perLink = ((await used()) - before) / all.length;
   const cleanup = redis.pipeline();
   for (const link of all) cleanup.del(keys.link(link.code));
   await cleanup.exec();
   await redis.quit();
-
-  console.log(JSON.stringify({
-    bytesPerLink: Math.round(linkBytes / LINKS),
-    bytesPerRawClick: Math.round(rawBytes / CLICKS),
-    rollupBytesPerClick: Number((rollupBytes / CLICKS).toFixed(1)),
-    redisBytesPerLink: Math.round(redisBytes),
-    measured: { links: LINKS, clicks: CLICKS, clickedLinks: CLICK_LINKS, days: DAYS, clicksPerLinkPerDay: CLICKS / CLICK_LINKS / DAYS, redisLinks: all.length },
-  }, null, 2));
-} finally {
-  await db.close();
-  await database.drop();
+  return { perLink, links: all.length };
 }
