@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -135,6 +136,7 @@ for (const backend of BACKENDS) {
 
     test('guesses are limited per client (3/min) and per link (5/min), the right password included', async () => {
       const destination = 'https://example.com/vault/5';
+      await freshWindow(10_000);
       const { code } = await protectedLink(destination);
       const other = await protectedLink(destination);
       const guesser = freshIp();

@@ -7,13 +7,13 @@
  * client addresses, so tests do not share a bucket.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import type { LinkJson } from '../../src/http/schemas.js';
 import { BACKENDS, backendTestOptions } from '../helpers/backends.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 import { expectProblem } from '../helpers/problems.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 
 const KEY_LIMIT = 5;
 const IP_LIMIT = 3;
@@ -43,15 +43,6 @@ function expectRateLimited(response: LightMyRequestResponse, limit: number): voi
   const retryAfter = integerHeader(response, 'Retry-After');
   assert.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
   assert.ok(Math.abs(retryAfter - reset) <= 1, `Retry-After ${retryAfter} vs RateLimit-Reset ${reset}`);
-}
-
-/**
- * Windows are fixed minutes: a sequence of requests that straddles a minute boundary
- * would see its counter reset half-way. Start each sequence well inside a window.
- */
-async function freshWindow(neededMs = 3000): Promise<void> {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < neededMs) await sleep(left + 100);
 }
 
 for (const backend of BACKENDS) {
@@ -101,7 +92,7 @@ for (const backend of BACKENDS) {
     }
 
     test('per key: headers on every answer, Remaining counts down, then 429 with Retry-After', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const key = await newKey();
       const ip = newIp();
       const alias = `rl-${backend}-first`;
@@ -134,7 +125,7 @@ for (const backend of BACKENDS) {
     });
 
     test('per key: conditional and content-type answers carry the headers too (304, 412, 415)', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const key = await newKey();
       const ip = newIp();
       const created = await send({ ip, key, method: 'POST', url: LINKS, body: { url: 'https://example.com/rl-etag' } });
@@ -158,7 +149,7 @@ for (const backend of BACKENDS) {
     });
 
     test('an unknown /api/v1 route is an API answer too: headers, and counted', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const key = await newKey();
       const keyed = await send({ ip: newIp(), key, url: '/api/v1/no-such-endpoint' });
       expectProblem(keyed, 404, 'not_found');
@@ -175,7 +166,7 @@ for (const backend of BACKENDS) {
     });
 
     test('per-key limits are independent of each other and of the client IP', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const ip = newIp();
       const spent = await newKey();
       const fresh = await newKey();
@@ -200,7 +191,7 @@ for (const backend of BACKENDS) {
     });
 
     test('without a key: limited per client IP, independently for each address', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const ip = newIp();
       const answers: LightMyRequestResponse[] = [];
       for (let i = 0; i < IP_LIMIT; i += 1) answers.push(await send({ ip, url: LINKS }));
@@ -231,7 +222,7 @@ for (const backend of BACKENDS) {
     });
 
     test('once its address got 429, a request with a bogus key costs no key lookup', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const ip = newIp();
       const keys = app.runtime.deps.keys;
       const authenticate = keys.authenticate.bind(keys);
@@ -258,7 +249,7 @@ for (const backend of BACKENDS) {
     });
 
     test('a bad key is counted on the client IP: 401 until the limit, then 429', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const ip = newIp();
       const fake = 'Bearer shunt_NotARealKeyNotARealKeyNotARealKey00';
       const authorizations = [fake, 'Basic dXNlcjpwYXNz', 'Bearer shunt_AnotherFakeKeyAnotherFakeKey000000'];
@@ -273,7 +264,7 @@ for (const backend of BACKENDS) {
     });
 
     test('the redirect path is not counted against API limits', async () => {
-      await freshWindow();
+      await freshWindow(3000);
       const key = await newKey();
       const ip = newIp();
       const created = await send({ ip, key, method: 'POST', url: LINKS, body: { url: 'https://example.com/rl-follow' } });

@@ -19,6 +19,7 @@ import { RATE_LIMIT_WINDOW_MS } from '../../src/ratelimit/rate-limiter.js';
 import { RedisRateLimiter } from '../../src/ratelimit/redis-rate-limiter.js';
 import { createPostgresDatabase, IN_CI, isPostgresAvailable } from '../helpers/backends.js';
 import { freePort } from '../helpers/process.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 import { redisServerMissing, startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { ADMIN_KEY, startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -54,12 +55,6 @@ async function eventually(what: string, check: () => Promise<boolean>, ms = 30_0
 }
 
 const windowOf = (at: number): number => Math.floor(at / RATE_LIMIT_WINDOW_MS);
-
-/** Starts a rate-limit sequence well inside a fixed window, so no reset falls in the middle. */
-async function freshWindow(neededMs = 10_000): Promise<void> {
-  const left = RATE_LIMIT_WINDOW_MS - (Date.now() % RATE_LIMIT_WINDOW_MS);
-  if (left < neededMs) await sleep(left + 100);
-}
 
 /** Counts calls the instance's limiter answered from its own counters (Redis failed or skipped). */
 function fallbacks(instance: Instance): number {
@@ -247,7 +242,7 @@ describe('Redis outages', options, () => {
 
     // A key made now has no count anywhere yet: each instance alone allows the whole limit.
     for (let attempt = 1; ; attempt += 1) {
-      await freshWindow();
+      await freshWindow(10_000);
       const started = Date.now();
       const key = await createKey(a, `outage ${attempt}`);
       const throughA = await spend(key, Array<Instance>(KEY_LIMIT + 1).fill(a));
@@ -289,7 +284,7 @@ describe('Redis outages', options, () => {
     await eventually('L dropped its copies on resync', async () => (await follow(l, killed.changedUnseen)).location === 'https://example.com/unseen-after');
 
     for (let attempt = 1; ; attempt += 1) {
-      await freshWindow();
+      await freshWindow(10_000);
       const started = Date.now();
       const before = [fallbacks(a), fallbacks(b)];
       const key = await createKey(b, `shared again ${attempt}`);

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { send, type SendOptions } from '../helpers/instance-pair.js';
 import { requestLines } from '../helpers/request-lines.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 import { pickHeaders, type SeenAnswer } from '../helpers/seen-answer.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -154,6 +155,7 @@ describe('the fast QR path answers like the /:code/qr route', () => {
 
   test('unknown codes answered on the fast path count toward the throttle, which then refuses every path', async () => {
     const real = await createLink({ url: 'https://example.com/qr-fast-throttle' });
+    await freshWindow(5000);
     const client: SendOptions = { localAddress: '127.0.0.7' };
     // Cached as unknown, without spending this client's budget.
     assert.equal((await send(`${url}/NoSuchQrThrottle/qr`, { localAddress: '127.0.0.8' })).status, 404);

@@ -11,6 +11,7 @@ import { IN_CI, isPostgresAvailable, POSTGRES_ADMIN_URL } from '../helpers/backe
 import { openFreshDatabase, type FreshDatabase } from '../helpers/fresh-database.js';
 import { isNginxAvailable, NGINX_BIN, startShuntBalancer, type ShuntBalancer } from '../helpers/nginx.js';
 import { startShunt, type ShuntProcess } from '../helpers/process.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 
 const ADMIN = 'nginx-integration-admin-key-0123456789';
 const IP_LIMIT = 5;
@@ -251,9 +252,8 @@ describe('Shunt behind the shipped nginx configuration', await suiteOptions(), (
 
   test("X-Forwarded-For is believed from nginx only: the per-IP rate limit counts each client's real address", async () => {
     const { url } = balancer();
-    // Fixed one-minute windows: start the sequence early in one, so that it cannot reset midway.
-    const intoWindow = Date.now() % RATE_LIMIT_WINDOW_MS;
-    if (intoWindow > RATE_LIMIT_WINDOW_MS / 2) await new Promise((resolve) => setTimeout(resolve, RATE_LIMIT_WINDOW_MS - intoWindow + 100));
+    // Half a window: the sequence runs through nginx to two instances that each count on their own.
+    await freshWindow(RATE_LIMIT_WINDOW_MS / 2);
 
     // Client A, with a forged X-Forwarded-For, until both instances (each counts on its own) refuse it.
     const limitedBy = new Set<ShuntProcess>();

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLink, send, sharedTierTestOptions, startInstancePair, type Answer, type InstancePair } from '../helpers/instance-pair.js';
+import { freshWindow } from '../helpers/rate-limit-window.js';
 
 const PER_LINK = 4;
 const PER_CLIENT = 3;
@@ -39,21 +40,15 @@ describe('password guesses and QR codes across two instances (PostgreSQL + Redis
     });
   }
 
-  /** Starts well inside a one-minute window, so that no budget resets half-way. */
-  async function freshWindow(): Promise<void> {
-    const left = 60_000 - (Date.now() % 60_000);
-    if (left < 5000) await sleep(left + 100);
-  }
-
   test('one budget per link, whichever instance and client a guess reaches', async () => {
-    await freshWindow();
+    await freshWindow(5000);
     const { code } = await createLink(pair.a, { url: 'https://example.com/shared-pw', password: 'right one' });
     for (let i = 0; i < PER_LINK; i += 1) assert.equal((await guess(i, code, newClient(), 'wrong')).status, 401, `guess ${i}`);
     for (let i = 0; i < 2; i += 1) assert.equal((await guess(i, code, newClient(), 'right one')).status, 429);
   });
 
   test('one budget per client, whichever instance and link it tries', async () => {
-    await freshWindow();
+    await freshWindow(5000);
     const client = newClient();
     const links = await Promise.all([0, 1, 2, 3].map((i) => createLink(pair.a, { url: `https://example.com/shared-pw-${i}`, password: 'right one' })));
     for (let i = 0; i < PER_CLIENT; i += 1) assert.equal((await guess(i, links[i]?.code ?? '', client, 'wrong')).status, 401);
