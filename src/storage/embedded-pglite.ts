@@ -2,34 +2,18 @@
  * PGlite behind pg's client API, as the store thread runs it (embedded-thread.ts): pg's
  * type parsing applies, so rows are what they are on PostgreSQL.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { threadEntry } from '../shared/thread-entry.js';
 import { inTransaction, queryable, type CopyIn, type Database, type Queryable, type Row } from './database.js';
 
 export async function openPglite(dataDir: string): Promise<Database> {
   const [{ PGlite }, { createPgConfig }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite/node-postgres')]);
-  if (!dataDir.startsWith('memory://')) {
-    mkdirSync(dataDir, { recursive: true });
-    // A new directory is created in a thread of its own, so initdb's memory leaves with it.
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdbInThread(dataDir);
-  }
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const lite = await PGlite.create(dataDir);
   const client = new pg.Client(createPgConfig(lite));
   await client.connect();
   return serialClient(lite, client);
-}
-
-/** Runs pglite-initdb-thread.ts on `dataDir` and waits for it to end. */
-function initdbInThread(dataDir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const thread = new Worker(threadEntry(import.meta.url, 'pglite-initdb-thread'), { workerData: dataDir });
-    thread.once('error', reject);
-    thread.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`creating the data directory ${dataDir} ended with code ${code}`))));
-  });
 }
 
 /**
