@@ -18,6 +18,8 @@ import { freshWindow } from '../helpers/rate-limit-window.js';
 const KEY_LIMIT = 5;
 const IP_LIMIT = 3;
 const LINKS = '/api/v1/links';
+/** Each test's requests fit in this; it starts with at least this much left in its window. */
+const SEQUENCE_MS = 3000;
 
 function integerHeader(response: LightMyRequestResponse, name: string): number {
   const raw = response.headers[name.toLowerCase()];
@@ -92,7 +94,7 @@ for (const backend of BACKENDS) {
     }
 
     test('per key: headers on every answer, Remaining counts down, then 429 with Retry-After', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const key = await newKey();
       const ip = newIp();
       const alias = `rl-${backend}-first`;
@@ -125,7 +127,7 @@ for (const backend of BACKENDS) {
     });
 
     test('per key: conditional and content-type answers carry the headers too (304, 412, 415)', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const key = await newKey();
       const ip = newIp();
       const created = await send({ ip, key, method: 'POST', url: LINKS, body: { url: 'https://example.com/rl-etag' } });
@@ -149,7 +151,7 @@ for (const backend of BACKENDS) {
     });
 
     test('an unknown /api/v1 route is an API answer too: headers, and counted', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const key = await newKey();
       const keyed = await send({ ip: newIp(), key, url: '/api/v1/no-such-endpoint' });
       expectProblem(keyed, 404, 'not_found');
@@ -166,7 +168,7 @@ for (const backend of BACKENDS) {
     });
 
     test('per-key limits are independent of each other and of the client IP', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const ip = newIp();
       const spent = await newKey();
       const fresh = await newKey();
@@ -191,7 +193,7 @@ for (const backend of BACKENDS) {
     });
 
     test('without a key: limited per client IP, independently for each address', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const ip = newIp();
       const answers: LightMyRequestResponse[] = [];
       for (let i = 0; i < IP_LIMIT; i += 1) answers.push(await send({ ip, url: LINKS }));
@@ -222,7 +224,7 @@ for (const backend of BACKENDS) {
     });
 
     test('once its address got 429, a request with a bogus key costs no key lookup', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const ip = newIp();
       const keys = app.runtime.deps.keys;
       const authenticate = keys.authenticate.bind(keys);
@@ -249,7 +251,7 @@ for (const backend of BACKENDS) {
     });
 
     test('a bad key is counted on the client IP: 401 until the limit, then 429', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const ip = newIp();
       const fake = 'Bearer shunt_NotARealKeyNotARealKeyNotARealKey00';
       const authorizations = [fake, 'Basic dXNlcjpwYXNz', 'Bearer shunt_AnotherFakeKeyAnotherFakeKey000000'];
@@ -264,7 +266,7 @@ for (const backend of BACKENDS) {
     });
 
     test('the redirect path is not counted against API limits', async () => {
-      await freshWindow(3000);
+      await freshWindow(SEQUENCE_MS);
       const key = await newKey();
       const ip = newIp();
       const created = await send({ ip, key, method: 'POST', url: LINKS, body: { url: 'https://example.com/rl-follow' } });
