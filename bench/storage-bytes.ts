@@ -26,7 +26,8 @@ const LINKS = Number(process.env.BENCH_BYTES_LINKS ?? 100_000);
 const CLICKS = Number(process.env.BENCH_BYTES_CLICKS ?? 200_000);
 const CLICK_LINKS = 1000;
 const DAYS = 10;
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL_GIVEN = process.env.REDIS_URL;
+const REDIS_URL = REDIS_URL_GIVEN ?? 'redis://127.0.0.1:6379';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
 
@@ -66,7 +67,7 @@ try {
   for (const table of rollupTables) rollupBytes += await size(`SELECT pg_total_relation_size('${table}')::text AS bytes`);
 
   // The embedded default runs without Redis; measure it there only when one is named.
-  const redisBytes = BACKEND === 'postgres' || process.env.REDIS_URL !== undefined ? await redisBytesPerLink(links) : null;
+  const redisBytes = BACKEND === 'postgres' || REDIS_URL_GIVEN !== undefined ? await redisBytesPerLink(links) : null;
 
   console.log(JSON.stringify({
     backend: BACKEND,
