@@ -66,6 +66,13 @@ describe('failover on Patroni', options, () => {
     const createdBefore = load.result.created;
     cluster.killPostgres(old);
     const killedAt = performance.now();
+    const promoted = async (): Promise<boolean> => {
+      const primary = await cluster.primary();
+      return primary !== null && primary.name !== old.name;
+    };
+    await eventually('Patroni promotes the replica', promoted, 60_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}; Patroni's decisions:\n${cluster.decisions()}`);
+    });
     await eventually('a create succeeds after the kill', () => load.result.createdAt.some((at) => at > killedAt), 60_000);
     const recovered = (load.result.createdAt.find((at) => at > killedAt) ?? NaN) - killedAt;
     await sleep(2000);

@@ -5,7 +5,7 @@
  * on free ports in a temp dir; Patroni and PostgreSQL run as the `postgres` OS user.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,7 +43,11 @@ export interface PatroniCluster {
    * primary; a replica still replaying its clone on a slow machine would be passed over.
    */
   replicasCaughtUp(primary: PatroniNode, bytes: number, ms: number): Promise<void>;
-  /** SIGKILL to `node`'s postmaster: its backends die with it, as in a crash. */
+  /**
+   * SIGKILL to `node`'s postmaster and every process it started, as when the machine or the
+   * container dies. A postmaster killed alone leaves its backends running until each notices,
+   * and a query already on one can still commit after the "crash".
+   */
   killPostgres(node: PatroniNode): void;
   logs(): string;
   /** The lines where Patroni says what it decided and why (crash, lag, promotion, restart). */
@@ -80,6 +84,22 @@ const accepts = (port: number): Promise<boolean> =>
     });
     socket.on('error', () => resolve(false));
   });
+
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return children;
+}
 
 export async function startPatroniCluster(): Promise<PatroniCluster> {
   const dir = postgresTempDir('shunt-patroni-');
@@ -218,7 +238,16 @@ export async function startPatroniCluster(): Promise<PatroniCluster> {
     },
     killPostgres(node) {
       const pid = Number(readFileSync(join(node.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      // Listed first: once the postmaster is gone its children belong to init.
+      const children = childrenOf(pid);
       process.kill(pid, 'SIGKILL');
+      for (const child of children) {
+        try {
+          process.kill(child, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
     },
     logs,
     decisions: () => decisions.slice(-60).join('\n'),
