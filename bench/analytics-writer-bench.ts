@@ -28,7 +28,7 @@ import { openPglite } from '../src/storage/embedded-pglite.js';
 import { migrate } from '../src/storage/migrate.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { median } from './lib.js';
-import { cpuMsOf } from './proc-stat.js';
+import { cpuMsOf } from '../test/helpers/proc-stat.js';
 
 const BACKEND = process.env.BENCH_BACKEND === 'embedded' ? 'embedded' : 'postgres';
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);

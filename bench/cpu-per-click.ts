@@ -19,7 +19,7 @@
 import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BROWSER_UA, createLinks, startTarget } from './lib.js';
-import { procStat } from './proc-stat.js';
+import { procStat } from '../test/helpers/proc-stat.js';
 import { pacedLoad } from './paced-load.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 2000);

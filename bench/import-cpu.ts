@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { writeImportFile } from './import-file.js';
-import { procStat } from './proc-stat.js';
+import { procStat } from '../test/helpers/proc-stat.js';
 
 const LINES = Number(process.env.BENCH_IMPORT_LINES ?? 100_000);
 const BATCH = process.env.BENCH_IMPORT_BATCH ?? '5000';

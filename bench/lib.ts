@@ -9,7 +9,7 @@ import { clickTopologyNames } from '../src/pipeline/amqp-topology.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { deleteKeys } from '../test/helpers/instance-pair.js';
 import { freePort } from '../test/helpers/process.js';
-import { procStat } from './proc-stat.js';
+import { procStat } from '../test/helpers/proc-stat.js';
 
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);

@@ -29,7 +29,7 @@ import type { IdentifiedClickEvent } from '../src/clicks/click-event.js';
 import { uuidv7 } from '../src/shared/uuid-v7.js';
 import { createPostgresDatabase } from '../test/helpers/backends.js';
 import { freePort } from '../test/helpers/process.js';
-import { cpuMsOf, treeCpuMs } from './proc-stat.js';
+import { cpuMsOf, treeCpuMs } from '../test/helpers/proc-stat.js';
 import { alternate, AMQP_URL, createLinks, deleteQueues, printTable, SECONDS, startBuiltShunt, stop } from './lib.js';
 
 

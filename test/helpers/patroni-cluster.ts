@@ -5,13 +5,14 @@
  * on free ports in a temp dir; Patroni and PostgreSQL run as the `postgres` OS user.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { asPostgres, POSTGRES_BIN, postgresServerMissing, postgresTempDir } from './private-postgres.js';
 import { freePort } from './process.js';
+import { childrenOf } from './proc-stat.js';
 
 const DEPLOY = join(import.meta.dirname, '..', '..', 'deploy', 'patroni');
 const PROGRAMS = ['/usr/bin/patroni', '/usr/bin/etcd', '/usr/sbin/haproxy'];
@@ -84,22 +85,6 @@ const accepts = (port: number): Promise<boolean> =>
     });
     socket.on('error', () => resolve(false));
   });
-
-function childrenOf(parent: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) children.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return children;
-}
 
 export async function startPatroniCluster(): Promise<PatroniCluster> {
   const dir = postgresTempDir('shunt-patroni-');

@@ -1,4 +1,4 @@
-/** CPU time of processes and threads as /proc tells it (Linux). */
+/** CPU time and parentage of processes and threads as /proc tells it (Linux). */
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS = 100; // USER_HZ on Linux
@@ -19,14 +19,25 @@ export function procStat(path: string): { ms: number; childrenMs: number; nice: 
   }
 }
 
-/** CPU ms of a process and all its descendants (an instance and its cluster processes). */
-export function treeCpuMs(root: number): number {
+/** Every process now running, by pid; those that end while being read are left out. */
+function processTable(): Map<number, { ms: number; ppid: number }> {
   const stats = new Map<number, { ms: number; ppid: number }>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const process = procStat(`/proc/${entry}/stat`);
     if (process !== null) stats.set(Number(entry), process);
   }
+  return stats;
+}
+
+/** The pids whose parent is `parent` now. */
+export function childrenOf(parent: number): number[] {
+  return [...processTable()].filter(([, process]) => process.ppid === parent).map(([pid]) => pid);
+}
+
+/** CPU ms of a process and all its descendants (an instance and its cluster processes). */
+export function treeCpuMs(root: number): number {
+  const stats = processTable();
   const inTree = (pid: number): boolean => {
     for (let at: number | undefined = pid; at !== undefined && at > 1; at = stats.get(at)?.ppid) if (at === root) return true;
     return false;
